@@ -1,0 +1,381 @@
+package bucket
+
+// Transfers of object content for S3: everything that uses
+// feature/s3/manager lives in this file, so that the deprecated package
+// can be swapped for its successor (feature/s3/transfermanager) in one
+// place.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+const (
+	// s3DefaultPartSize is the smallest part (and download range) size
+	// picked when S3Config.PartSize is zero.
+	s3DefaultPartSize = 8 << 20
+	// s3DefaultConcurrency is the default number of parts or ranges in
+	// flight.
+	s3DefaultConcurrency = 5
+	// s3CopyBuffer is the most a download moves per read of a response.
+	s3CopyBuffer = 256 << 10
+	// s3AbortTimeout bounds the abort of a multipart upload whose context
+	// is done: the abort runs on without it, or the parts stay billed.
+	s3AbortTimeout = 30 * time.Second
+)
+
+// s3Transfer moves object content in and out of S3.
+type s3Transfer struct {
+	client      *s3.Client
+	uploader    *manager.Uploader
+	partSize    int64 // 0: sized per object
+	threshold   int64 // 0: one part size
+	concurrency int
+}
+
+func newS3Transfer(client *s3.Client, cfg S3Config) s3Transfer {
+	t := s3Transfer{
+		client:      client,
+		partSize:    cfg.PartSize,
+		threshold:   cfg.MultipartThreshold,
+		concurrency: cfg.Concurrency,
+	}
+	if t.concurrency == 0 {
+		t.concurrency = s3DefaultConcurrency
+	}
+	t.uploader = manager.NewUploader(client, func(u *manager.Uploader) {
+		u.Concurrency = t.concurrency
+		// The uploader adds CRC32 checksums unless told otherwise,
+		// whatever the client says: follow the client.
+		u.RequestChecksumCalculation = client.Options().RequestChecksumCalculation
+	})
+	return t
+}
+
+// partSizeFor returns the part size for an object of size bytes.
+func (t *s3Transfer) partSizeFor(size int64) int64 {
+	if t.partSize > 0 {
+		return t.partSize // the uploader grows it if 10,000 parts are too few
+	}
+	ps := (size + s3MaxParts - 1) / s3MaxParts
+	ps = (ps + 1<<20 - 1) &^ (1<<20 - 1) // whole MiB
+	return max(ps, s3DefaultPartSize)
+}
+
+// thresholdFor returns the size above which an object of size bytes is
+// uploaded in parts.
+func (t *s3Transfer) thresholdFor(size int64) int64 {
+	if t.threshold > 0 {
+		return min(t.threshold, s3MaxPutSize)
+	}
+	return min(t.partSizeFor(size), s3MaxPutSize)
+}
+
+// upload stores size bytes of src at key. Nothing is buffered whole: both
+// the single PutObject and the parts read sections of src, which must be
+// seekable for signing over plain HTTP.
+func (t *s3Transfer) upload(ctx context.Context, bucket, key string, src io.ReaderAt, size int64, opts WriteOptions) (Attrs, error) {
+	in := &s3.PutObjectInput{
+		Bucket: aws.String(bucket),
+		Key:    aws.String(key),
+		Body:   io.NewSectionReader(src, 0, size),
+	}
+	if len(opts.Metadata) > 0 {
+		in.Metadata = cloneMetadata(opts.Metadata)
+	}
+	if opts.IfNoneMatch {
+		in.IfNoneMatch = aws.String("*")
+	}
+	if opts.IfMatch != "" {
+		in.IfMatch = aws.String(opts.IfMatch)
+	}
+	a := Attrs{Key: key, Size: size, Metadata: cloneMetadata(opts.Metadata)}
+
+	if size <= t.thresholdFor(size) {
+		in.ContentLength = aws.Int64(size)
+		out, err := t.client.PutObject(ctx, in)
+		if err != nil {
+			return Attrs{}, s3Error(ctx, err, opts.IfMatch != "")
+		}
+		a.ETag = aws.ToString(out.ETag)
+		a.ModTime = responseDate(out.ResultMetadata)
+		return a, nil
+	}
+
+	var done completeDate
+	out, err := t.uploader.Upload(ctx, in, func(u *manager.Uploader) {
+		u.PartSize = t.partSizeFor(size)
+		u.ClientOptions = append(u.ClientOptions, func(o *s3.Options) {
+			o.APIOptions = append(o.APIOptions, done.register)
+		})
+	})
+	if err != nil {
+		err = s3Error(ctx, err, opts.IfMatch != "")
+		var failed manager.MultiUploadFailure
+		if errors.As(err, &failed) && failed.UploadID() != "" && ctx.Err() != nil {
+			// The uploader aborts with ctx, which is done: abort without it.
+			if abortErr := t.abort(ctx, bucket, key, failed.UploadID()); abortErr != nil {
+				err = fmt.Errorf("%w (and aborting the multipart upload failed, its parts stay stored: %v)",
+					err, abortErr)
+			}
+		}
+		return Attrs{}, err
+	}
+	a.ETag = aws.ToString(out.ETag)
+	a.ModTime = done.get()
+	return a, nil
+}
+
+// abort aborts a multipart upload, even though ctx is done.
+func (t *s3Transfer) abort(ctx context.Context, bucket, key, uploadID string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s3AbortTimeout)
+	defer cancel()
+	_, err := t.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket:   aws.String(bucket),
+		Key:      aws.String(key),
+		UploadId: aws.String(uploadID),
+	})
+	if isCode(err, "NoSuchUpload") {
+		return nil // already aborted
+	}
+	return err
+}
+
+// completeDate records the Date header of a CompleteMultipartUpload
+// response, which the uploader does not pass on.
+type completeDate struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (d *completeDate) register(stack *middleware.Stack) error {
+	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("bucketsqlite.completeDate",
+		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (
+			middleware.DeserializeOutput, middleware.Metadata, error,
+		) {
+			out, md, err := next.HandleDeserialize(ctx, in)
+			if err == nil && middleware.GetOperationName(ctx) == "CompleteMultipartUpload" {
+				if resp, ok := out.RawResponse.(*smithyhttp.Response); ok {
+					if t, perr := http.ParseTime(resp.Header.Get("Date")); perr == nil {
+						d.mu.Lock()
+						d.t = t
+						d.mu.Unlock()
+					}
+				}
+			}
+			return out, md, err
+		}), middleware.After)
+}
+
+func (d *completeDate) get() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.t.IsZero() {
+		return time.Now().Round(0)
+	}
+	return d.t
+}
+
+// download writes the object at key into dst. The first request is a GET
+// of the first range, which says the object's size and ETag: a small
+// object costs that one request. The rest is fetched in parallel ranged
+// GETs with If-Match on that ETag, and each response's ETag is checked
+// too, so every byte written comes from one version of the object.
+func (t *s3Transfer) download(ctx context.Context, bucket, key string, dst io.WriterAt) (Attrs, error) {
+	first := t.partSizeFor(0)
+	out, err := t.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(bucket),
+		Key:    aws.String(key),
+		Range:  aws.String(fmt.Sprintf("bytes=0-%d", first-1)),
+	})
+	if isCode(err, "InvalidRange") {
+		// An empty object has no byte 0 to range over.
+		out, err = t.client.GetObject(ctx, &s3.GetObjectInput{
+			Bucket: aws.String(bucket),
+			Key:    aws.String(key),
+		})
+	}
+	if err != nil {
+		return Attrs{}, s3Error(ctx, err, false)
+	}
+	defer out.Body.Close()
+
+	a := Attrs{
+		Key:      key,
+		ETag:     aws.ToString(out.ETag),
+		ModTime:  aws.ToTime(out.LastModified),
+		Metadata: cloneMetadata(out.Metadata),
+	}
+	start, end, total, err := contentRange(out)
+	if err != nil {
+		return Attrs{}, err
+	}
+	if start != 0 {
+		return Attrs{}, fmt.Errorf("GetObject returned bytes from offset %d, asked for 0", start)
+	}
+	a.Size = total
+	if end == total {
+		// Whole object in one response.
+		return a, copyBody(dst, 0, out.Body, total)
+	}
+	if a.ETag == "" {
+		return Attrs{}, errors.New("GetObject returned no ETag: cannot pin the ranges of a large object to one version")
+	}
+
+	// Fetch the rest while the first response is copied.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		wg      sync.WaitGroup
+		once    sync.Once
+		failure error
+	)
+	fail := func(err error) {
+		once.Do(func() { failure = err; cancel(err) })
+	}
+	ranges := make(chan [2]int64)
+	for range max(t.concurrency-1, 1) {
+		wg.Go(func() {
+			for r := range ranges {
+				if err := t.getRange(ctx, bucket, key, a.ETag, r[0], r[1], dst); err != nil {
+					fail(err)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		defer close(ranges)
+		size := t.partSizeFor(total)
+		for off := end; off < total; off += size {
+			select {
+			case ranges <- [2]int64{off, min(off+size, total)}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	if err := copyBody(dst, 0, out.Body, end); err != nil {
+		fail(s3BodyError(ctx, err))
+	}
+	wg.Wait()
+	if failure != nil {
+		return Attrs{}, failure
+	}
+	return a, nil
+}
+
+// getRange writes bytes [off, end) of the version etag of the object
+// into dst.
+func (t *s3Transfer) getRange(ctx context.Context, bucket, key, etag string, off, end int64, dst io.WriterAt) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	out, err := t.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket:  aws.String(bucket),
+		Key:     aws.String(key),
+		Range:   aws.String(fmt.Sprintf("bytes=%d-%d", off, end-1)),
+		IfMatch: aws.String(etag),
+	})
+	if err != nil {
+		err = s3Error(ctx, err, false)
+		if errors.Is(err, ErrPrecondition) {
+			return fmt.Errorf("object changed during download: %w", err)
+		}
+		return err
+	}
+	defer out.Body.Close()
+	if got := aws.ToString(out.ETag); got != "" && got != etag {
+		// A service that ignores If-Match on GET.
+		return fmt.Errorf("%w: object changed during download (ETag %s, then %s)", ErrPrecondition, etag, got)
+	}
+	start, stop, _, err := contentRange(out)
+	if err != nil {
+		return err
+	}
+	if start != off || stop != end {
+		return fmt.Errorf("GetObject returned bytes %d-%d, asked for %d-%d", start, stop-1, off, end-1)
+	}
+	if err := copyBody(dst, off, out.Body, end-off); err != nil {
+		return s3BodyError(ctx, err)
+	}
+	return nil
+}
+
+// contentRange returns the byte range [start, end) a GetObject response
+// holds and the object's total size. A response without Content-Range
+// holds the whole object.
+func contentRange(out *s3.GetObjectOutput) (start, end, total int64, err error) {
+	n := aws.ToInt64(out.ContentLength)
+	cr := aws.ToString(out.ContentRange)
+	if cr == "" {
+		return 0, n, n, nil
+	}
+	bad := func() (int64, int64, int64, error) {
+		return 0, 0, 0, fmt.Errorf("GetObject: malformed Content-Range %q", cr)
+	}
+	// bytes START-LAST/TOTAL
+	spec, ok := strings.CutPrefix(cr, "bytes ")
+	if !ok {
+		return bad()
+	}
+	rng, size, ok := strings.Cut(spec, "/")
+	if !ok {
+		return bad()
+	}
+	first, last, ok := strings.Cut(rng, "-")
+	if !ok {
+		return bad()
+	}
+	if start, err = strconv.ParseInt(first, 10, 64); err != nil {
+		return bad()
+	}
+	if end, err = strconv.ParseInt(last, 10, 64); err != nil {
+		return bad()
+	}
+	if total, err = strconv.ParseInt(size, 10, 64); err != nil {
+		return bad()
+	}
+	end++
+	if start < 0 || end <= start || end > total || end-start != n {
+		return bad()
+	}
+	return start, end, total, nil
+}
+
+// copyBody writes exactly n bytes of body into dst from offset off on.
+func copyBody(dst io.WriterAt, off int64, body io.Reader, n int64) error {
+	if n == 0 {
+		return nil
+	}
+	buf := make([]byte, min(n, s3CopyBuffer))
+	w, err := io.CopyBuffer(io.NewOffsetWriter(dst, off), io.LimitReader(body, n), buf)
+	if err == nil && w < n {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return fmt.Errorf("read object at offset %d: %w", off+w, err)
+	}
+	return nil
+}
+
+// s3BodyError makes sure an error reading a response body that ctx's end
+// caused says so.
+func s3BodyError(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+		return fmt.Errorf("%w: %w", cause, err)
+	}
+	return err
+}
