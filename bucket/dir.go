@@ -185,6 +185,10 @@ func (d *Dir) Upload(ctx context.Context, key string, src io.ReaderAt, size int6
 		return Attrs{}, wrap("upload", key, fmt.Errorf("negative size %d", size))
 	}
 	md := cloneMetadata(opts.Metadata)
+	var check func(exists bool, etag string) error
+	if opts.IfNoneMatch || opts.IfMatch != "" {
+		check = func(exists bool, etag string) error { return checkWrite(exists, etag, opts) }
+	}
 	a, err := d.write(ctx, key, func(f *os.File) (objHeader, error) {
 		h := objHeader{ETag: placeholderETag, Size: size, Metadata: md}
 		hb, err := encodeHeader(h)
@@ -213,9 +217,7 @@ func (d *Dir) Upload(ctx context.Context, key string, src io.ReaderAt, size int6
 		}
 		_, err = f.WriteAt(final, 0)
 		return h, err
-	}, func(exists bool, etag string) error {
-		return checkWrite(exists, etag, opts)
-	})
+	}, check)
 	return a, wrap("upload", key, err)
 }
 
