@@ -1,0 +1,61 @@
+// Package snapshot moves a SQLite database between a local connection and a
+// bucket: Restore brings the latest snapshot down, Flush sends the current
+// state up. It is the Go counterpart of the Python original's
+// buckethead.storage.snapshot module, with the same semantics and format,
+// and adds conditional writes so that concurrent writers cannot clobber
+// each other.
+//
+// # The format
+//
+// A snapshot is a plain SQLite database file stored as one object at KEY.
+// Download it and open it with the sqlite3 shell: it is self-contained, in
+// rollback-journal mode (its header says so even when the live database
+// runs in WAL mode), and needs no -wal file. The previous snapshot, when
+// kept, is at KEY.prev. Flush records the snapshot's SHA-256 in the
+// object's metadata under "sha256"; Restore verifies it when present and
+// accepts snapshots without it, such as those the Python original writes.
+//
+// # Flushing
+//
+// Flush takes a consistent copy of the database with SQLite's online backup
+// API (https://sqlite.org/backup.html) into a private temp file, hashes
+// it, and uploads it unless the hash equals the previous flush's:
+//
+//	res, err := snapshot.Flush(ctx, conn, b, "app.db", snapshot.FlushOptions{
+//		KeepPrevious: true,
+//		LastHash:     last.SnapshotHash, // skip the upload if nothing changed
+//		IfMatch:      last.ETag,         // overwrite only what we last saw
+//	})
+//	if errors.Is(err, snapshot.ErrConflict) {
+//		// Someone else wrote the snapshot since: nothing was overwritten.
+//	}
+//
+// The upload is conditional. With IfMatch set it replaces only that
+// version of the object; with IfMatch empty (a database that was never
+// restored from or flushed to this key) it succeeds only if there is no
+// object yet. Either way a failed condition is ErrConflict and the bucket
+// is unchanged, so an empty or stale database never replaces a good
+// snapshot.
+//
+// # Restoring
+//
+// Restore downloads the snapshot into a private temp file, verifies it
+// (SHA-256, header, PRAGMA integrity_check) and only then copies it into
+// the destination connection with the backup API. RestoreFile does the
+// same into a file path, with an atomic rename, which is how the
+// bucketsqlite driver builds its working copy. A snapshot that fails
+// verification is ErrCorrupt and the destination is left as it was; a
+// missing snapshot is reported as not found (false), not as an error.
+//
+// # Errors
+//
+// Every failure is an *Error naming the operation and the key. Match kinds
+// with errors.Is: ErrCorrupt, ErrConflict, and ErrSnapshot for any of
+// them; bucket errors (bucket.ErrNotFound, ...) stay matchable through it.
+//
+// # cgo
+//
+// The package uses github.com/mattn/go-sqlite3 and so needs cgo
+// (CGO_ENABLED=1 and a C compiler). Without cgo it fails to build with an
+// error that says so, rather than linking a stub.
+package snapshot

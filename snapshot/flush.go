@@ -1,0 +1,176 @@
+//go:build cgo
+
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/buckethead/bucketsqlite/bucket"
+)
+
+// File is a snapshot taken into a private temp file: a plain SQLite
+// database in rollback-journal mode. Remove it when done.
+type File struct {
+	f    *os.File
+	path string
+	// Hash is the SHA-256 (hex) of the file's bytes.
+	Hash string
+	// Size is the file's length in bytes.
+	Size int64
+}
+
+// Path is the temp file's path.
+func (f *File) Path() string { return f.path }
+
+// Remove closes and deletes the temp file. It is safe to call twice.
+func (f *File) Remove() error {
+	if f == nil || f.f == nil {
+		return nil
+	}
+	f.f.Close()
+	err := os.Remove(f.path)
+	os.Remove(f.path + "-journal")
+	f.f = nil
+	return err
+}
+
+// Take makes a consistent snapshot of src's main database in a private
+// (0600) temp file in dir (os.TempDir() when empty), with SQLite's online
+// backup API, and hashes it. In WAL mode the backup holds only a read
+// transaction, so writers on other connections keep committing while it
+// runs.
+//
+// The snapshot's header is set to rollback-journal mode whatever src's
+// journal mode is, so that the uploaded file opens on its own, with no
+// -wal file, in the sqlite3 shell or any other SQLite. Two snapshots of an
+// unchanged database are byte-identical, which is what lets Flush skip
+// uploads by hash.
+func Take(ctx context.Context, src *sqlite3.SQLiteConn, dir string) (_ *File, err error) {
+	tmp, err := tempFile(dir, ".bucketsqlite-snapshot-*.db")
+	if err != nil {
+		return nil, fmt.Errorf("create temp file: %w", err)
+	}
+	f := &File{f: tmp, path: tmp.Name()}
+	defer func() {
+		if err != nil {
+			f.Remove()
+		}
+	}()
+	// The destination is private and disposable: no journal, no fsync.
+	dst, err := openConn(f.path, url.Values{"_journal_mode": {"OFF"}, "_synchronous": {"OFF"}})
+	if err != nil {
+		return nil, fmt.Errorf("open temp database: %w", err)
+	}
+	err = backup(ctx, dst, src)
+	if cerr := dst.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close temp database: %w", cerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := setRollbackHeader(tmp); err != nil {
+		return nil, fmt.Errorf("set snapshot header: %w", err)
+	}
+	if f.Hash, f.Size, err = hashFile(tmp); err != nil {
+		return nil, fmt.Errorf("hash snapshot: %w", err)
+	}
+	return f, nil
+}
+
+// Flush backs up src into a temp file, hashes it and, unless the hash
+// equals opts.LastHash, uploads it to key with the hash in the object's
+// metadata (MetaSHA256).
+//
+// The upload is a conditional write: it succeeds only if the object at key
+// is still opts.IfMatch (or, when IfMatch is empty, only if there is no
+// object yet), so a flush never overwrites a snapshot written by someone
+// else, nor, as a first flush, one it never restored. A failed condition
+// returns an error matching ErrConflict and changes nothing at key. With
+// opts.KeepPrevious the object being replaced is first copied to
+// key+".prev", on the server, conditional on the same ETag.
+//
+// Flush costs no request when the hash matches, one PUT (or a multipart
+// upload) for a first flush, and one COPY plus one PUT otherwise.
+func Flush(ctx context.Context, src *sqlite3.SQLiteConn, b bucket.Bucket, key string, opts FlushOptions) (Result, error) {
+	if err := bucket.ValidateKey(key); err != nil {
+		return Result{}, fail("flush", key, err)
+	}
+	f, err := Take(ctx, src, opts.TempDir)
+	if err != nil {
+		return Result{}, fail("flush", key, err)
+	}
+	defer f.Remove()
+	return Publish(ctx, f, b, key, opts)
+}
+
+// Publish uploads a snapshot taken with Take, with Flush's rules: skip on
+// opts.LastHash, conditional write on opts.IfMatch, KEY.prev on
+// opts.KeepPrevious. It does not remove f.
+func Publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts FlushOptions) (Result, error) {
+	res := Result{SnapshotHash: f.Hash, Size: f.Size, ETag: opts.IfMatch}
+	if opts.LastHash != "" && opts.LastHash == f.Hash {
+		return res, nil
+	}
+	write := bucket.WriteOptions{Metadata: map[string]string{MetaSHA256: f.Hash}}
+	switch {
+	case opts.Force:
+	case opts.IfMatch != "":
+		write.IfMatch = opts.IfMatch
+	default:
+		write.IfNoneMatch = true
+	}
+	if opts.KeepPrevious {
+		kept, err := keepPrevious(ctx, b, key, opts)
+		if err != nil {
+			return res, err
+		}
+		res.KeptPrevious = kept
+	}
+	attrs, err := b.Upload(ctx, key, f.f, f.Size, write)
+	if err != nil {
+		if errors.Is(err, bucket.ErrPrecondition) {
+			return res, &Error{Op: "flush", Key: key, Kind: ErrConflict, Err: err}
+		}
+		return res, fail("flush", key, err)
+	}
+	res.Uploaded = true
+	res.BytesWritten = f.Size
+	res.ETag = attrs.ETag
+	return res, nil
+}
+
+// keepPrevious copies key to key.prev before an overwrite. It reports
+// whether it copied.
+func keepPrevious(ctx context.Context, b bucket.Bucket, key string, opts FlushOptions) (bool, error) {
+	prev := key + PrevSuffix
+	switch {
+	case opts.IfMatch != "":
+		_, err := b.Copy(ctx, key, prev, bucket.CopyOptions{IfSourceMatch: opts.IfMatch})
+		if errors.Is(err, bucket.ErrPrecondition) || errors.Is(err, bucket.ErrNotFound) {
+			return false, &Error{Op: "flush", Key: key, Kind: ErrConflict,
+				Err: fmt.Errorf("keep previous: %w", err)}
+		}
+		if err != nil {
+			return false, fail("flush", key, fmt.Errorf("keep previous: %w", err))
+		}
+		return true, nil
+	case opts.Force:
+		_, err := b.Copy(ctx, key, prev, bucket.CopyOptions{})
+		if errors.Is(err, bucket.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fail("flush", key, fmt.Errorf("keep previous: %w", err))
+		}
+		return true, nil
+	}
+	// A first flush: there is nothing to keep, and the upload's
+	// If-None-Match fails if that has changed.
+	return false, nil
+}

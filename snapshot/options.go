@@ -1,0 +1,131 @@
+package snapshot
+
+import "fmt"
+
+// MetaSHA256 is the object-metadata key under which Flush records the
+// snapshot's SHA-256 (lower-case hex). Restore verifies a download against
+// it when present; snapshots written without it (by the Python original,
+// say) restore too.
+const MetaSHA256 = "sha256"
+
+// PrevSuffix is appended to a key to name the previous snapshot kept by
+// FlushOptions.KeepPrevious.
+const PrevSuffix = ".prev"
+
+// Check is how thoroughly a restore verifies a snapshot before using it.
+type Check int
+
+const (
+	// CheckFull runs PRAGMA integrity_check (https://sqlite.org/pragma.html#pragma_integrity_check):
+	// every page, index and constraint. The default.
+	CheckFull Check = iota
+	// CheckQuick runs PRAGMA quick_check: like integrity_check without
+	// verifying index contents; O(N) rather than O(N log N).
+	CheckQuick
+	// CheckNone only opens the file as SQLite. The SHA-256 in the object's
+	// metadata, when there is one, is still verified.
+	CheckNone
+)
+
+// String returns the check's name as the DSN spells it: "full", "quick"
+// or "none".
+func (c Check) String() string {
+	switch c {
+	case CheckFull:
+		return "full"
+	case CheckQuick:
+		return "quick"
+	case CheckNone:
+		return "none"
+	}
+	return fmt.Sprintf("Check(%d)", int(c))
+}
+
+// ParseCheck parses "full", "quick" or "none".
+func ParseCheck(s string) (Check, error) {
+	switch s {
+	case "full":
+		return CheckFull, nil
+	case "quick":
+		return CheckQuick, nil
+	case "none":
+		return CheckNone, nil
+	}
+	return 0, fmt.Errorf("unknown integrity check %q (want full, quick or none)", s)
+}
+
+// RestoreOptions tune a restore. The zero value is a full integrity check
+// with temp files in os.TempDir (RestoreConn) or beside the target
+// (RestoreFile).
+type RestoreOptions struct {
+	// Check selects the integrity check; CheckFull by default.
+	Check Check
+	// TempDir is where RestoreConn downloads the snapshot. Empty means
+	// os.TempDir(). RestoreFile always downloads beside its target so that
+	// the final rename is atomic.
+	TempDir string
+}
+
+// Info describes the snapshot a restore found.
+type Info struct {
+	// Found is false when no object exists at the key; nothing was
+	// restored and the destination is untouched.
+	Found bool
+	// ETag is the restored object's ETag: pass it as FlushOptions.IfMatch
+	// so that the next flush overwrites only this version.
+	ETag string
+	// SnapshotHash is the SHA-256 (hex) of the restored object's bytes.
+	SnapshotHash string
+	// Size is the snapshot's size in bytes.
+	Size int64
+}
+
+// FlushOptions tune a flush.
+type FlushOptions struct {
+	// KeepPrevious copies the current object at KEY to KEY.prev (a
+	// server-side copy) before overwriting it. The first flush to a key
+	// has nothing to keep and copies nothing.
+	KeepPrevious bool
+
+	// LastHash is the SnapshotHash of the caller's previous flush or
+	// restore. When the new snapshot hashes the same, nothing is uploaded
+	// or copied.
+	LastHash string
+
+	// IfMatch is the ETag of the object the caller last saw at the key
+	// (Info.ETag from a restore, Result.ETag from a flush). The upload
+	// succeeds only if the object still has it; otherwise Flush returns
+	// ErrConflict. Empty means the caller has never seen an object there:
+	// the upload then succeeds only if none exists, so a new, empty
+	// database can never overwrite a snapshot it did not restore.
+	IfMatch string
+
+	// Force overwrites whatever is at the key, unconditionally. Use it only
+	// to recover from a conflict on purpose, after deciding that the local
+	// database is the one to keep.
+	Force bool
+
+	// TempDir is where the snapshot is written before upload. Empty means
+	// os.TempDir().
+	TempDir string
+}
+
+// Result is the outcome of a flush.
+type Result struct {
+	// Uploaded is false when the snapshot matched LastHash and nothing was
+	// sent to the bucket.
+	Uploaded bool
+	// BytesWritten is the number of bytes uploaded (0 when skipped).
+	BytesWritten int64
+	// SnapshotHash is the SHA-256 (hex) of the snapshot; pass it back as
+	// FlushOptions.LastHash.
+	SnapshotHash string
+	// ETag is the ETag of the object now at the key: the new one after an
+	// upload, FlushOptions.IfMatch after a skip. Pass it back as
+	// FlushOptions.IfMatch.
+	ETag string
+	// Size is the snapshot's size in bytes, uploaded or not.
+	Size int64
+	// KeptPrevious reports that the old object was copied to KEY.prev.
+	KeptPrevious bool
+}

@@ -1,0 +1,190 @@
+//go:build cgo
+
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/buckethead/bucketsqlite/bucket"
+)
+
+// Restore downloads the snapshot at key and copies it into dst with the
+// online backup API. It reports false, and leaves dst untouched, when no
+// object exists at key.
+//
+// The snapshot is verified before dst is touched: its bytes against the
+// SHA-256 in the object's metadata (when present), its header, and PRAGMA
+// integrity_check. A snapshot that fails any of these returns an error
+// matching ErrCorrupt that names the key and the reason, and dst keeps
+// its previous contents.
+//
+// Restore is RestoreConn with default options; use RestoreConn for the
+// ETag to pass to the next Flush.
+func Restore(ctx context.Context, dst *sqlite3.SQLiteConn, b bucket.Bucket, key string) (bool, error) {
+	info, err := RestoreConn(ctx, dst, b, key, RestoreOptions{})
+	return info.Found, err
+}
+
+// RestoreConn is Restore with options, returning what it restored.
+func RestoreConn(ctx context.Context, dst *sqlite3.SQLiteConn, b bucket.Bucket, key string, opts RestoreOptions) (Info, error) {
+	if err := bucket.ValidateKey(key); err != nil {
+		return Info{}, fail("restore", key, err)
+	}
+	tmp, err := tempFile(opts.TempDir, ".bucketsqlite-restore-*.db")
+	if err != nil {
+		return Info{}, fail("restore", key, fmt.Errorf("create temp file: %w", err))
+	}
+	defer removeDB(tmp.Name())
+	defer tmp.Close()
+	info, src, err := fetch(ctx, b, key, tmp, opts.Check)
+	if err != nil || !info.Found {
+		return info, err
+	}
+	defer src.Close()
+	if err := backup(ctx, dst, src); err != nil {
+		if ctx.Err() != nil {
+			return Info{}, fail("restore", key, err)
+		}
+		return Info{}, corrupt("restore", key, "failed to restore: %w", err)
+	}
+	return info, nil
+}
+
+// RestoreFile downloads the snapshot at key into a temp file beside path,
+// verifies it as Restore does, and atomically renames it to path, after
+// removing any stale -wal, -shm or -journal file there. Nothing at path
+// changes unless the whole snapshot is downloaded and sound. It reports
+// Info.Found false, and leaves path alone, when no object exists at key.
+//
+// The caller must make sure no connection has path open, and that nothing
+// at path is worth keeping: RestoreFile replaces it.
+func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts RestoreOptions) (Info, error) {
+	if err := bucket.ValidateKey(key); err != nil {
+		return Info{}, fail("restore", key, err)
+	}
+	dir := sameDir(path)
+	tmp, err := tempFile(dir, "."+filepath.Base(path)+".restore-*")
+	if err != nil {
+		return Info{}, fail("restore", key, fmt.Errorf("create temp file: %w", err))
+	}
+	published := false
+	defer func() {
+		tmp.Close()
+		if !published {
+			removeDB(tmp.Name())
+		}
+	}()
+	info, src, err := fetch(ctx, b, key, tmp, opts.Check)
+	if err != nil || !info.Found {
+		return info, err
+	}
+	if err := src.Close(); err != nil {
+		return Info{}, fail("restore", key, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return Info{}, fail("restore", key, err)
+	}
+	for _, side := range []string{"-wal", "-shm", "-journal"} {
+		if err := os.Remove(path + side); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return Info{}, fail("restore", key, err)
+		}
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return Info{}, fail("restore", key, err)
+	}
+	published = true
+	os.Remove(tmp.Name() + "-journal")
+	if err := syncDir(dir); err != nil {
+		return Info{}, fail("restore", key, err)
+	}
+	return info, nil
+}
+
+// fetch downloads key into tmp and verifies it. On success it returns an
+// open read-only connection to tmp; on a missing object, Found false.
+func fetch(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, c Check) (Info, *sqlite3.SQLiteConn, error) {
+	attrs, err := b.Download(ctx, key, tmp)
+	if errors.Is(err, bucket.ErrNotFound) {
+		return Info{}, nil, nil
+	}
+	if err != nil {
+		return Info{}, nil, fail("restore", key, err)
+	}
+	hash, size, err := hashFile(tmp)
+	if err != nil {
+		return Info{}, nil, fail("restore", key, fmt.Errorf("hash download: %w", err))
+	}
+	if size != attrs.Size {
+		return Info{}, nil, corrupt("restore", key, "downloaded %d bytes of a %d-byte object", size, attrs.Size)
+	}
+	if want := attrs.Metadata[MetaSHA256]; want != "" && want != hash {
+		return Info{}, nil, corrupt("restore", key, "sha256 mismatch: object metadata records %s, downloaded bytes hash to %s", want, hash)
+	}
+	if err := checkHeader(tmp, size); err != nil {
+		return Info{}, nil, corrupt("restore", key, "not a valid SQLite file: %w", err)
+	}
+	if err := setRollbackHeader(tmp); err != nil {
+		return Info{}, nil, fail("restore", key, err)
+	}
+	src, err := openConn(tmp.Name(), url.Values{"mode": {"ro"}})
+	if err != nil {
+		return Info{}, nil, corrupt("restore", key, "not a valid SQLite file: %w", err)
+	}
+	if err := check(ctx, src, c); err != nil {
+		src.Close()
+		if ctx.Err() != nil {
+			return Info{}, nil, fail("restore", key, ctx.Err())
+		}
+		return Info{}, nil, corrupt("restore", key, "failed %s integrity check: %w", c, err)
+	}
+	return Info{Found: true, ETag: attrs.ETag, SnapshotHash: hash, Size: size}, src, nil
+}
+
+var sqliteMagic = []byte("SQLite format 3\x00")
+
+// checkHeader verifies the parts of the database header that SQLite itself
+// tolerates but that mean a snapshot was cut short or is not SQLite at all:
+// the magic string, a valid page size, a whole number of pages, and, where
+// the header's page count is valid, the file length it implies
+// (https://sqlite.org/fileformat2.html#the_database_header).
+func checkHeader(f *os.File, size int64) error {
+	if size == 0 {
+		return errors.New("empty object")
+	}
+	if size < 100 {
+		return fmt.Errorf("%d bytes is shorter than a SQLite header", size)
+	}
+	var h [100]byte
+	if _, err := f.ReadAt(h[:], 0); err != nil {
+		return err
+	}
+	if !bytes.Equal(h[:16], sqliteMagic) {
+		return errors.New("no SQLite header")
+	}
+	pageSize := int64(binary.BigEndian.Uint16(h[16:18]))
+	if pageSize == 1 {
+		pageSize = 65536
+	}
+	if pageSize < 512 || pageSize&(pageSize-1) != 0 {
+		return fmt.Errorf("invalid page size %d", pageSize)
+	}
+	if size%pageSize != 0 {
+		return fmt.Errorf("truncated: %d bytes is not a whole number of %d-byte pages", size, pageSize)
+	}
+	pages := int64(binary.BigEndian.Uint32(h[28:32]))
+	changeCounter := binary.BigEndian.Uint32(h[24:28])
+	validFor := binary.BigEndian.Uint32(h[92:96])
+	if pages != 0 && changeCounter == validFor && pages*pageSize != size {
+		return fmt.Errorf("truncated: header says %d pages (%d bytes), object has %d bytes", pages, pages*pageSize, size)
+	}
+	return nil
+}
