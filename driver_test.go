@@ -96,18 +96,9 @@ func TestIdleFlushCostsNoRequest(t *testing.T) {
 // A child that writes, flushes, writes more and exits without Close leaves
 // exactly the flushed state in the bucket.
 func TestExitWithoutCloseKeepsFlushedState(t *testing.T) {
-	if os.Getenv("BUCKETSQLITE_CHILD") == "exit-without-close" {
-		childExitWithoutClose()
-		return
-	}
 	forEachTarget(t, func(t *testing.T, tg target) {
 		dsn := tg.dsn("child.db", "flush_interval=0")
-		cmd := exec.Command(os.Args[0], "-test.run=^TestExitWithoutCloseKeepsFlushedState$")
-		cmd.Env = append(os.Environ(), "BUCKETSQLITE_CHILD=exit-without-close", "BUCKETSQLITE_DSN="+dsn)
-		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "flushed 5") {
-			t.Fatalf("child: %v\n%s", err, out)
-		}
+		runChild(t, dsn, "create insert:5 flush insert:3 exit")
 		db := mustOpen(t, tg.dsn("child.db", "flush_interval=0"))
 		defer db.Close()
 		if n := countRows(t, db, "t"); n != 5 {
@@ -116,32 +107,65 @@ func TestExitWithoutCloseKeepsFlushedState(t *testing.T) {
 	})
 }
 
-func childExitWithoutClose() {
-	db, err := sql.Open("bucketsqlite", os.Getenv("BUCKETSQLITE_DSN"))
+// TestMain lets the test binary double as the child process of the tests
+// that need a process to exit (or be killed) without closing its database.
+func TestMain(m *testing.M) {
+	if script := os.Getenv("BUCKETSQLITE_CHILD"); script != "" {
+		os.Exit(child(os.Getenv("BUCKETSQLITE_DSN"), script))
+	}
+	os.Exit(m.Run())
+}
+
+// runChild runs script (see child) against dsn in a child process.
+func runChild(t *testing.T, dsn, script string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "BUCKETSQLITE_CHILD="+script, "BUCKETSQLITE_DSN="+dsn)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "child done") {
+		t.Fatalf("child %q: %v\n%s", script, err, out)
+	}
+	return string(out)
+}
+
+// child runs a space-separated script of steps on dsn: create, insert:N,
+// flush, close, exit (os.Exit without Close).
+func child(dsn, script string) int {
+	db, err := sql.Open("bucketsqlite", dsn)
 	if err != nil {
 		fmt.Println(err)
-		os.Exit(2)
+		return 2
 	}
-	must := func(err error) {
+	next := 0
+	for _, step := range strings.Fields(script) {
+		op, arg, _ := strings.Cut(step, ":")
+		switch op {
+		case "create":
+			_, err = db.Exec("CREATE TABLE IF NOT EXISTS t(x)")
+		case "insert":
+			var n int
+			fmt.Sscan(arg, &n)
+			for range n {
+				if _, err = db.Exec("INSERT INTO t VALUES (?)", next); err != nil {
+					break
+				}
+				next++
+			}
+		case "flush":
+			_, err = driver.Flush(context.Background(), db)
+		case "close":
+			err = db.Close()
+		case "exit":
+			fmt.Println("child done")
+			os.Exit(0)
+		}
 		if err != nil {
-			fmt.Println(err)
-			os.Exit(2)
+			fmt.Printf("%s: %v\n", step, err)
+			return 2
 		}
 	}
-	_, err = db.Exec("CREATE TABLE t(x)")
-	must(err)
-	for i := range 5 {
-		_, err = db.Exec("INSERT INTO t VALUES (?)", i)
-		must(err)
-	}
-	_, err = driver.Flush(context.Background(), db)
-	must(err)
-	fmt.Println("flushed 5")
-	for i := range 3 {
-		_, err = db.Exec("INSERT INTO t VALUES (?)", 100+i)
-		must(err)
-	}
-	os.Exit(0)
+	fmt.Println("child done")
+	return 0
 }
 
 // The periodic loop uploads after writes and skips while idle.
