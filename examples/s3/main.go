@@ -1,0 +1,146 @@
+// S3 keeps a bucketsqlite database in AWS S3, Cloudflare R2 or any
+// S3-compatible server. Each run adds a row, lists the rows, flushes
+// explicitly and closes.
+//
+// Credentials come from the standard AWS configuration chain, never from
+// flags or the DSN: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and
+// AWS_SESSION_TOKEN), or AWS_PROFILE and the shared config files, or an
+// instance or web-identity role. The region comes from -region, else
+// AWS_REGION or the profile. The endpoint of an S3-compatible service
+// comes from -endpoint, else AWS_ENDPOINT_URL_S3.
+//
+//	# AWS S3
+//	AWS_REGION=eu-west-1 go run ./examples/s3 -bucket my-bucket
+//
+//	# Cloudflare R2 (an R2 API token's access key and secret)
+//	AWS_ENDPOINT_URL_S3=https://ACCOUNT_ID.r2.cloudflarestorage.com AWS_REGION=auto \
+//		go run ./examples/s3 -bucket my-bucket
+//
+//	# a local S3-compatible server, such as versitygw
+//	go run ./examples/s3 -bucket demo -endpoint http://127.0.0.1:7070 -path-style
+//
+//	# or everything but the credentials as one DSN
+//	go run ./examples/s3 -dsn 's3://demo/examples/s3.db?endpoint=http://127.0.0.1:7070&path_style=true'
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/buckethead/bucketsqlite/driver"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "s3:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the program, apart from main so that tests can run it.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, verbose, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "database: %s\n", cfg) // a Config holds no secrets
+
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: level}))
+	// NewConnector takes what a DSN cannot: a logger, an *s3.Client of
+	// your own (WithS3Client), an aws.Config (WithAWSConfig).
+	c, err := driver.NewConnector(cfg, driver.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	db := sql.OpenDB(c)
+	if err := addRun(ctx, db, stdout); err != nil {
+		db.Close()
+		return err
+	}
+	// Close runs the final flush; it has nothing left to do after the
+	// explicit flush in addRun, so it sends no request.
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("close (final flush): %w", err)
+	}
+	return nil
+}
+
+// parseFlags turns the command line into a Config.
+func parseFlags(args []string) (cfg *driver.Config, verbose bool, err error) {
+	fs := flag.NewFlagSet("s3", flag.ContinueOnError)
+	dsn := fs.String("dsn", "", "the whole DSN, s3://BUCKET/KEY?...; replaces the flags below")
+	bucketName := fs.String("bucket", "", "bucket name (required without -dsn)")
+	key := fs.String("key", "examples/s3.db", "the database's key in the bucket")
+	endpoint := fs.String("endpoint", os.Getenv("AWS_ENDPOINT_URL_S3"), "endpoint of an S3-compatible service; empty for AWS")
+	region := fs.String("region", "", `region ("auto" for R2); empty: AWS_REGION or the profile's`)
+	pathStyle := fs.Bool("path-style", false, "address the bucket as ENDPOINT/BUCKET (most self-hosted servers need it)")
+	fs.BoolVar(&verbose, "v", false, "log the driver's restores and flushes")
+	if err := fs.Parse(args); err != nil {
+		return nil, false, err
+	}
+	if *dsn != "" {
+		cfg, err := driver.ParseDSN(*dsn)
+		return cfg, verbose, err
+	}
+	if *bucketName == "" {
+		return nil, false, errors.New("-bucket or -dsn is required")
+	}
+	cfg = driver.NewConfig()
+	cfg.Bucket = "s3://" + *bucketName
+	cfg.Key = *key
+	cfg.Endpoint, cfg.Region, cfg.PathStyle = *endpoint, *region, *pathStyle
+	return cfg, verbose, nil
+}
+
+// addRun records this run, lists the latest runs and flushes.
+func addRun(ctx context.Context, db *sql.DB, stdout io.Writer) error {
+	// The first query restores the snapshot: this is where a wrong
+	// endpoint, region or credentials show up.
+	_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS runs (
+		id INTEGER PRIMARY KEY,
+		at TEXT NOT NULL
+	)`)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC().Format(time.RFC3339)
+	if _, err := db.ExecContext(ctx, "INSERT INTO runs(at) VALUES (?)", now); err != nil {
+		return err
+	}
+	rows, err := db.QueryContext(ctx, "SELECT id, at FROM runs ORDER BY id DESC LIMIT 10")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var at string
+		if err := rows.Scan(&id, &at); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "  run %d at %s\n", id, at)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+
+	// Flush uploads now instead of waiting for the background flush (every
+	// minute by default) or Close.
+	res, err := driver.Flush(ctx, db)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "flushed: uploaded=%t bytes=%d sha256=%s\n", res.Uploaded, res.BytesWritten, res.SnapshotHash)
+	return nil
+}
