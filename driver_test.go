@@ -18,6 +18,7 @@ import (
 
 	"github.com/buckethead/bucketsqlite/bucket"
 	"github.com/buckethead/bucketsqlite/driver"
+	"github.com/buckethead/bucketsqlite/internal/s3test"
 	"github.com/buckethead/bucketsqlite/snapshot"
 )
 
@@ -454,5 +455,33 @@ func TestFlushRejectsOtherDrivers(t *testing.T) {
 	defer db.Close()
 	if _, err := driver.Flush(ctx, db); !errors.Is(err, driver.ErrNotBucketSQLite) {
 		t.Fatalf("Flush on a plain sqlite3 db: %v", err)
+	}
+}
+
+// NewConnector takes a ready *s3.Client for what a DSN cannot carry.
+func TestWithS3Client(t *testing.T) {
+	srv := s3test.Start(t)
+	name := srv.NewBucket(t, "")
+	open := func() *sql.DB {
+		cfg, err := driver.ParseDSN("s3://" + name + "/clients/app.db?flush_interval=0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := driver.NewConnector(cfg, driver.WithS3Client(srv.Client()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sql.OpenDB(c)
+	}
+	db := open()
+	mustExec(t, db, "CREATE TABLE t(x)")
+	mustExec(t, db, "INSERT INTO t VALUES (1), (2)")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = open()
+	defer db.Close()
+	if n := countRows(t, db, "t"); n != 2 {
+		t.Fatalf("%d rows, want 2", n)
 	}
 }

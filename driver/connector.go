@@ -38,7 +38,8 @@ type options struct {
 func WithBucket(b bucket.Bucket) Option { return func(o *options) { o.bucket = b } }
 
 // WithS3Client makes an s3:// bucket use client, with its credentials,
-// region and endpoint, instead of building one from the AWS environment.
+// region and endpoint, instead of building one from the AWS environment;
+// the DSN's endpoint, region, path_style and profile are then ignored.
 func WithS3Client(client *s3.Client) Option { return func(o *options) { o.s3Client = client } }
 
 // WithAWSConfig makes an s3:// bucket build its client from cfg instead of
@@ -187,15 +188,19 @@ func openBucket(cfg *Config, o *options) (bucket.Bucket, string, error) {
 	ctx := context.Background()
 	switch u.Scheme {
 	case "s3":
-		b, err := bucket.NewS3(ctx, bucket.S3Config{
+		s3cfg := bucket.S3Config{
 			Bucket:    u.Host,
 			Endpoint:  cfg.Endpoint,
 			Region:    cfg.Region,
 			PathStyle: cfg.PathStyle,
 			Profile:   cfg.Profile,
-			Client:    o.s3Client,
 			AWSConfig: o.awsConfig,
-		})
+		}
+		if o.s3Client != nil {
+			// The client carries its own endpoint, region and credentials.
+			s3cfg = bucket.S3Config{Bucket: u.Host, Client: o.s3Client}
+		}
+		b, err := bucket.NewS3(ctx, s3cfg)
 		if err != nil {
 			return nil, "", fmt.Errorf("bucketsqlite: %w", err)
 		}
