@@ -22,20 +22,41 @@ import (
 
 // S3 is a Bucket in an S3 bucket: AWS S3 or an S3-compatible service
 // (Cloudflare R2, Backblaze B2, MinIO, Ceph, versitygw, ...). Make one with
-// NewS3.
+// NewS3, which shows the configurations for AWS, R2 and MinIO.
 //
-// Every call is one or a few billed requests. Stat is a HEAD; a Download
-// of an object up to one part is a single GET, larger ones add parallel
-// ranged GETs; an Upload up to the multipart threshold is a single PUT;
-// Copy is a HEAD of the source and a server-side COPY; List is one LIST
-// request per page; Delete is one DELETE.
+// # Requests
 //
-// Conditions are enforced by the server with If-Match and If-None-Match
-// headers, on multipart uploads too (on CompleteMultipartUpload), so they
-// need a service that supports conditional writes (AWS S3 since 2024, R2,
-// recent MinIO and versitygw do).
+// Every call is one or a few billed requests. Stat is a HEAD. A Download
+// of an object up to one part is a single GET; larger ones add parallel
+// ranged GETs. An Upload up to the multipart threshold is a single PUT;
+// a larger one is a multipart upload (create, one request per part,
+// complete). Copy is a HEAD of the source and a server-side COPY. List is
+// one LIST request per page; Delete is one DELETE.
+//
+// # Conditions and consistency
+//
+// Conditions are enforced by the service with If-Match and If-None-Match
+// headers, on multipart uploads too (on CompleteMultipartUpload, after
+// the parts were sent), so they need a service that supports conditional
+// writes: AWS S3 (since 2024), R2, recent MinIO and versitygw do. A
+// service that ignores the headers silently turns conditional writes into
+// plain ones.
+//
+// A large Download pins its ranged GETs to the ETag of the first response
+// (If-Match): if the object is overwritten meanwhile, the download fails
+// with an error matching ErrPrecondition rather than mixing two versions;
+// download again. A response that breaks off is resumed, for the bytes
+// still missing, a few times before the download fails.
 //
 // ETags are returned as the service sends them, with their quotes.
+//
+// # Leftovers
+//
+// A failed or cancelled multipart upload is aborted, but a process that
+// dies in the middle of one leaves its parts stored, and billed, without
+// any object to show for them. Give the bucket a lifecycle rule that
+// aborts incomplete multipart uploads after a day
+// (AbortIncompleteMultipartUpload).
 type S3 struct {
 	client *s3.Client
 	bucket string
@@ -92,8 +113,10 @@ type S3Config struct {
 
 	// PartSize is the size of the parts of a multipart upload and of the
 	// ranges of a parallel download, at least 5 MiB (S3's minimum part
-	// size). Zero picks max(8 MiB, size/10000) for each object, so that
-	// the largest objects still fit S3's 10,000 parts.
+	// size). Zero sizes them for each object: upload parts of
+	// max(8 MiB, size/10000), so that the largest objects still fit S3's
+	// 10,000 parts; a first download range of 8 MiB, then ranges of about
+	// two per concurrent request, between 8 and 64 MiB.
 	PartSize int64
 
 	// MultipartThreshold is the size above which an Upload is multipart;
@@ -274,6 +297,9 @@ func (b *S3) Download(ctx context.Context, key string, dst io.WriterAt) (Attrs, 
 // threshold, a multipart upload above it, its parts read concurrently
 // from src. A failed or cancelled multipart upload is aborted, so that
 // its parts are not stored (and billed); the previous object stays.
+// The returned ModTime is the Date of the service's last response, which
+// can differ slightly from the LastModified that Stat reports later (S3
+// dates a multipart object from the start of its upload).
 func (b *S3) Upload(ctx context.Context, key string, src io.ReaderAt, size int64, opts WriteOptions) (Attrs, error) {
 	if err := ValidateKey(key); err != nil {
 		return Attrs{}, wrap("upload", key, err)

@@ -692,3 +692,94 @@ func TestNewS3Requests(t *testing.T) {
 		})
 	}
 }
+
+var errInjected = errors.New("connection reset (injected)")
+
+// s3BreakingClient breaks off the bodies of the first n ranged GET
+// responses after `after` bytes, as a dropped connection would.
+type s3BreakingClient struct {
+	inner s3.HTTPClient
+	n     atomic.Int32
+	after int64
+}
+
+func (c *s3BreakingClient) Do(r *http.Request) (*http.Response, error) {
+	resp, err := c.inner.Do(r)
+	if err == nil && r.Method == http.MethodGet && resp.StatusCode == http.StatusPartialContent &&
+		c.n.Add(-1) >= 0 {
+		resp.Body = &s3BreakingBody{ReadCloser: resp.Body, left: c.after}
+	}
+	return resp, err
+}
+
+type s3BreakingBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *s3BreakingBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errInjected
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func TestS3DownloadResumesBrokenRanges(t *testing.T) {
+	srv := s3test.Start(t)
+	var c s3Counter
+	breaker := &s3BreakingClient{after: 1 << 20}
+	client := s3.New(srv.Client().Options(), c.option, func(o *s3.Options) {
+		breaker.inner = o.HTTPClient
+		o.HTTPClient = breaker
+	})
+	b := newTestS3(t, srv, bucket.S3Config{PartSize: testPartSize, Client: client})
+	p := s3Random(6, 3*testPartSize+7)
+	s3Put(t, b, "db", p, bucket.WriteOptions{})
+
+	// Two responses break off: each costs one more GET, for what is missing.
+	c.take()
+	breaker.n.Store(2)
+	got, _ := s3Get(t, b, "db")
+	if !bytes.Equal(got, p) {
+		t.Fatal("download with broken responses returned different bytes")
+	}
+	if ops := c.take(); ops["GetObject"] != 4+2 {
+		t.Fatalf("download of 4 ranges, 2 broken, sent %v; want 6 GetObject", ops)
+	}
+
+	// Every response breaks off: the download gives up, with the cause.
+	breaker.n.Store(1000)
+	_, err := b.Download(context.Background(), "db", &s3Sink{})
+	s3WantErr(t, err, "download", "db", errInjected)
+}
+
+// s3FailingSink fails every write.
+type s3FailingSink struct{ calls atomic.Int32 }
+
+var errSinkFull = errors.New("disk full (injected)")
+
+func (s *s3FailingSink) WriteAt(p []byte, off int64) (int, error) {
+	s.calls.Add(1)
+	return 0, errSinkFull
+}
+
+func TestS3DownloadDestinationError(t *testing.T) {
+	srv := s3test.Start(t)
+	var c s3Counter
+	b := countingS3(t, srv, &c, bucket.S3Config{PartSize: testPartSize, Concurrency: 1})
+	s3Put(t, b, "small", []byte("abc"), bucket.WriteOptions{})
+	c.take()
+	var sink s3FailingSink
+	_, err := b.Download(context.Background(), "small", &sink)
+	s3WantErr(t, err, "download", "small", errSinkFull)
+	// A destination error is not the network's: no second request.
+	if ops := c.take(); ops["GetObject"] != 1 || sink.calls.Load() != 1 {
+		t.Fatalf("download into a failing destination sent %v and wrote %d times; want 1 GetObject, 1 write",
+			ops, sink.calls.Load())
+	}
+}

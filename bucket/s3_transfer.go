@@ -195,11 +195,10 @@ func (d *completeDate) get() time.Time {
 // GETs with If-Match on that ETag, and each response's ETag is checked
 // too, so every byte written comes from one version of the object.
 func (t *s3Transfer) download(ctx context.Context, bucket, key string, dst io.WriterAt) (Attrs, error) {
-	first := t.partSizeFor(0)
 	out, err := t.client.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: aws.String(bucket),
 		Key:    aws.String(key),
-		Range:  aws.String(fmt.Sprintf("bytes=0-%d", first-1)),
+		Range:  aws.String(fmt.Sprintf("bytes=0-%d", t.firstRange()-1)),
 	})
 	if isCode(err, "InvalidRange") {
 		// An empty object has no byte 0 to range over.
@@ -211,7 +210,12 @@ func (t *s3Transfer) download(ctx context.Context, bucket, key string, dst io.Wr
 	if err != nil {
 		return Attrs{}, s3Error(ctx, err, false)
 	}
-	defer out.Body.Close()
+	body := out.Body
+	defer func() {
+		if body != nil {
+			body.Close()
+		}
+	}()
 
 	a := Attrs{
 		Key:      key,
@@ -227,11 +231,7 @@ func (t *s3Transfer) download(ctx context.Context, bucket, key string, dst io.Wr
 		return Attrs{}, fmt.Errorf("GetObject returned bytes from offset %d, asked for 0", start)
 	}
 	a.Size = total
-	if end == total {
-		// Whole object in one response.
-		return a, copyBody(dst, 0, out.Body, total)
-	}
-	if a.ETag == "" {
+	if a.ETag == "" && end < total {
 		return Attrs{}, errors.New("GetObject returned no ETag: cannot pin the ranges of a large object to one version")
 	}
 
@@ -246,29 +246,33 @@ func (t *s3Transfer) download(ctx context.Context, bucket, key string, dst io.Wr
 	fail := func(err error) {
 		once.Do(func() { failure = err; cancel(err) })
 	}
-	ranges := make(chan [2]int64)
-	for range max(t.concurrency-1, 1) {
+	if end < total {
+		ranges := make(chan [2]int64)
+		for range max(t.concurrency-1, 1) {
+			wg.Go(func() {
+				for r := range ranges {
+					if err := t.fetchRange(ctx, bucket, key, a.ETag, r[0], r[1], nil, dst); err != nil {
+						fail(err)
+					}
+				}
+			})
+		}
 		wg.Go(func() {
-			for r := range ranges {
-				if err := t.getRange(ctx, bucket, key, a.ETag, r[0], r[1], dst); err != nil {
-					fail(err)
+			defer close(ranges)
+			size := t.rangeSize(total - end)
+			for off := end; off < total; off += size {
+				select {
+				case ranges <- [2]int64{off, min(off+size, total)}:
+				case <-ctx.Done():
+					return
 				}
 			}
 		})
 	}
-	wg.Go(func() {
-		defer close(ranges)
-		size := t.partSizeFor(total)
-		for off := end; off < total; off += size {
-			select {
-			case ranges <- [2]int64{off, min(off+size, total)}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	})
-	if err := copyBody(dst, 0, out.Body, end); err != nil {
-		fail(s3BodyError(ctx, err))
+	b := body
+	body = nil // fetchRange closes it
+	if err := t.fetchRange(ctx, bucket, key, a.ETag, 0, end, b, dst); err != nil {
+		fail(err)
 	}
 	wg.Wait()
 	if failure != nil {
@@ -277,11 +281,72 @@ func (t *s3Transfer) download(ctx context.Context, bucket, key string, dst io.Wr
 	return a, nil
 }
 
-// getRange writes bytes [off, end) of the version etag of the object
-// into dst.
-func (t *s3Transfer) getRange(ctx context.Context, bucket, key, etag string, off, end int64, dst io.WriterAt) error {
+const (
+	// s3MaxRange caps the ranges picked for downloads when
+	// S3Config.PartSize is zero.
+	s3MaxRange = 64 << 20
+	// s3RangeAttempts is how often a range whose response broke off is
+	// requested (for what is missing) before the download fails.
+	s3RangeAttempts = 3
+)
+
+// firstRange is the size of a download's first ranged GET, the largest
+// object a single request fetches.
+func (t *s3Transfer) firstRange() int64 {
+	if t.partSize > 0 {
+		return t.partSize
+	}
+	return s3DefaultPartSize
+}
+
+// rangeSize is the size of the ranges that the rest bytes after the
+// first range are fetched in: S3Config.PartSize if set, or about two
+// ranges per worker, within [8 MiB, 64 MiB]. Every request has a cost
+// (billing, and latency before its first byte), so ranges are only as
+// small as the parallelism needs.
+func (t *s3Transfer) rangeSize(rest int64) int64 {
+	if t.partSize > 0 {
+		return t.partSize
+	}
+	per := 2 * int64(t.concurrency)
+	return min(max((rest+per-1)/per, s3DefaultPartSize), s3MaxRange)
+}
+
+// fetchRange writes bytes [off, end) of the version etag of the object
+// into dst, reading body first if it is not nil (the open response to a
+// GET of that range), and closing it. If a response breaks off, the
+// bytes still missing are requested again, pinned to the same version.
+func (t *s3Transfer) fetchRange(ctx context.Context, bucket, key, etag string, off, end int64,
+	body io.ReadCloser, dst io.WriterAt,
+) error {
+	for attempt := 1; ; attempt++ {
+		if body == nil {
+			var err error
+			if body, err = t.openRange(ctx, bucket, key, etag, off, end); err != nil {
+				return err
+			}
+		}
+		n, err := copyBody(dst, off, body, end-off)
+		body.Close()
+		body = nil
+		off += n
+		if err == nil {
+			return nil
+		}
+		var de *dstError
+		if ctx.Err() != nil || attempt == s3RangeAttempts || errors.As(err, &de) || etag == "" {
+			return s3BodyError(ctx, err)
+		}
+		// The connection broke off: ask for the rest of the range again.
+	}
+}
+
+// openRange sends a GET of bytes [off, end) of the version etag of the
+// object, and returns the response body once it has checked the response
+// is that.
+func (t *s3Transfer) openRange(ctx context.Context, bucket, key, etag string, off, end int64) (io.ReadCloser, error) {
 	if ctx.Err() != nil {
-		return context.Cause(ctx)
+		return nil, context.Cause(ctx)
 	}
 	out, err := t.client.GetObject(ctx, &s3.GetObjectInput{
 		Bucket:  aws.String(bucket),
@@ -292,26 +357,24 @@ func (t *s3Transfer) getRange(ctx context.Context, bucket, key, etag string, off
 	if err != nil {
 		err = s3Error(ctx, err, false)
 		if errors.Is(err, ErrPrecondition) {
-			return fmt.Errorf("object changed during download: %w", err)
+			return nil, fmt.Errorf("object changed during download: %w", err)
 		}
-		return err
+		return nil, err
 	}
-	defer out.Body.Close()
 	if got := aws.ToString(out.ETag); got != "" && got != etag {
 		// A service that ignores If-Match on GET.
-		return fmt.Errorf("%w: object changed during download (ETag %s, then %s)", ErrPrecondition, etag, got)
+		out.Body.Close()
+		return nil, fmt.Errorf("%w: object changed during download (ETag %s, then %s)", ErrPrecondition, etag, got)
 	}
 	start, stop, _, err := contentRange(out)
+	if err == nil && (start != off || stop != end) {
+		err = fmt.Errorf("GetObject returned bytes %d-%d, asked for %d-%d", start, stop-1, off, end-1)
+	}
 	if err != nil {
-		return err
+		out.Body.Close()
+		return nil, err
 	}
-	if start != off || stop != end {
-		return fmt.Errorf("GetObject returned bytes %d-%d, asked for %d-%d", start, stop-1, off, end-1)
-	}
-	if err := copyBody(dst, off, out.Body, end-off); err != nil {
-		return s3BodyError(ctx, err)
-	}
-	return nil
+	return out.Body, nil
 }
 
 // contentRange returns the byte range [start, end) a GetObject response
@@ -355,21 +418,41 @@ func contentRange(out *s3.GetObjectOutput) (start, end, total int64, err error) 
 	return start, end, total, nil
 }
 
-// copyBody writes exactly n bytes of body into dst from offset off on.
-func copyBody(dst io.WriterAt, off int64, body io.Reader, n int64) error {
-	if n == 0 {
-		return nil
-	}
+// copyBody writes n bytes of body into dst from offset off on, and
+// returns how many it wrote: n, or fewer and an error. An error of dst
+// is a *dstError: the body is not to blame for it.
+func copyBody(dst io.WriterAt, off int64, body io.Reader, n int64) (int64, error) {
 	buf := make([]byte, min(n, s3CopyBuffer))
-	w, err := io.CopyBuffer(io.NewOffsetWriter(dst, off), io.LimitReader(body, n), buf)
-	if err == nil && w < n {
-		err = io.ErrUnexpectedEOF
+	var w int64
+	for w < n {
+		m, err := body.Read(buf[:min(int64(len(buf)), n-w)])
+		if m > 0 {
+			if _, werr := dst.WriteAt(buf[:m], off+w); werr != nil {
+				return w, &dstError{off: off + w, err: werr}
+			}
+			w += int64(m)
+		}
+		if err != nil {
+			if err == io.EOF {
+				if w == n {
+					break
+				}
+				err = io.ErrUnexpectedEOF
+			}
+			return w, fmt.Errorf("read object at offset %d: %w", off+w, err)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("read object at offset %d: %w", off+w, err)
-	}
-	return nil
+	return w, nil
 }
+
+// dstError is a failed write to a download's destination.
+type dstError struct {
+	off int64
+	err error
+}
+
+func (e *dstError) Error() string { return fmt.Sprintf("write at offset %d: %v", e.off, e.err) }
+func (e *dstError) Unwrap() error { return e.err }
 
 // s3BodyError makes sure an error reading a response body that ctx's end
 // caused says so.
