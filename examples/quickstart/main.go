@@ -86,9 +86,12 @@ func visit(ctx context.Context, db *sql.DB, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if st.Restored {
+	switch {
+	case st.Restored:
 		fmt.Fprintf(stdout, "restored: %d bytes from the bucket\n", st.RestoredBytes)
-	} else {
+	case st.ETag != "": // a persistent working copy (local=PATH) in step with the bucket
+		fmt.Fprintln(stdout, "restored: nothing to do, the local working copy is current")
+	default:
 		fmt.Fprintln(stdout, "restored: nothing, this is a new database")
 	}
 

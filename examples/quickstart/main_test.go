@@ -63,6 +63,23 @@ func TestRunTwiceContinues(t *testing.T) {
 	}
 }
 
+// With a persistent working copy that is current, nothing is restored,
+// and the program says why rather than calling the database new.
+func TestRunWithCurrentWorkingCopy(t *testing.T) {
+	dir := t.TempDir()
+	getenv := env(map[string]string{"BUCKETSQLITE_DSN": "file://" + dir + "/bucket/quickstart.db?local=" + dir + "/work/quickstart.db"})
+	var first, second bytes.Buffer
+	if err := run(context.Background(), getenv, &first); err != nil {
+		t.Fatalf("first run: %v\n%s", err, &first)
+	}
+	if err := run(context.Background(), getenv, &second); err != nil {
+		t.Fatalf("second run: %v\n%s", err, &second)
+	}
+	if !strings.Contains(second.String(), "restored: nothing to do, the local working copy is current") || len(visitLines(second.String())) != 2 {
+		t.Errorf("second run:\n%s", &second)
+	}
+}
+
 // A DSN with credentials is refused before anything is opened, and the
 // secret is not repeated.
 func TestRunRefusesCredentialsInDSN(t *testing.T) {
