@@ -33,6 +33,7 @@ func (p *prefixed) fix(a Attrs, err error) (Attrs, error) {
 	return a, p.fixErr(err)
 }
 
+// fixErr rewrites an *Error from the inner bucket to name the caller's key.
 func (p *prefixed) fixErr(err error) error {
 	var be *Error
 	if errors.As(err, &be) && strings.HasPrefix(be.Key, p.prefix) {
@@ -41,6 +42,7 @@ func (p *prefixed) fixErr(err error) error {
 	return err
 }
 
+// Stat implements Bucket on prefix+key.
 func (p *prefixed) Stat(ctx context.Context, key string) (Attrs, error) {
 	if err := ValidateKey(key); err != nil {
 		return Attrs{}, wrap("stat", key, err)
@@ -48,6 +50,7 @@ func (p *prefixed) Stat(ctx context.Context, key string) (Attrs, error) {
 	return p.fix(p.b.Stat(ctx, p.prefix+key))
 }
 
+// Download implements Bucket on prefix+key.
 func (p *prefixed) Download(ctx context.Context, key string, dst io.WriterAt) (Attrs, error) {
 	if err := ValidateKey(key); err != nil {
 		return Attrs{}, wrap("download", key, err)
@@ -55,6 +58,7 @@ func (p *prefixed) Download(ctx context.Context, key string, dst io.WriterAt) (A
 	return p.fix(p.b.Download(ctx, p.prefix+key, dst))
 }
 
+// Upload implements Bucket on prefix+key.
 func (p *prefixed) Upload(ctx context.Context, key string, src io.ReaderAt, size int64, opts WriteOptions) (Attrs, error) {
 	if err := ValidateKey(key); err != nil {
 		return Attrs{}, wrap("upload", key, err)
@@ -62,6 +66,7 @@ func (p *prefixed) Upload(ctx context.Context, key string, src io.ReaderAt, size
 	return p.fix(p.b.Upload(ctx, p.prefix+key, src, size, opts))
 }
 
+// Copy implements Bucket on prefix+src and prefix+dst.
 func (p *prefixed) Copy(ctx context.Context, src, dst string, opts CopyOptions) (Attrs, error) {
 	if err := firstErr(ValidateKey(src), ValidateKey(dst)); err != nil {
 		return Attrs{}, wrap("copy", src, err)
@@ -69,6 +74,7 @@ func (p *prefixed) Copy(ctx context.Context, src, dst string, opts CopyOptions) 
 	return p.fix(p.b.Copy(ctx, p.prefix+src, p.prefix+dst, opts))
 }
 
+// Delete implements Bucket on prefix+key.
 func (p *prefixed) Delete(ctx context.Context, key string) error {
 	if err := ValidateKey(key); err != nil {
 		return wrap("delete", key, err)
@@ -76,6 +82,7 @@ func (p *prefixed) Delete(ctx context.Context, key string) error {
 	return p.fixErr(p.b.Delete(ctx, p.prefix+key))
 }
 
+// List implements Bucket under prefix+opts.Prefix, and strips prefix from the keys it returns.
 func (p *prefixed) List(ctx context.Context, opts ListOptions) (ListPage, error) {
 	inner := opts
 	inner.Prefix = p.prefix + opts.Prefix
