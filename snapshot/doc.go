@@ -37,6 +37,12 @@
 // is unchanged, so an empty or stale database never replaces a good
 // snapshot.
 //
+// A successful upload is then confirmed with one Stat: the object at the
+// key must have the snapshot's size and the SHA-256 recorded in its
+// metadata. An upload that a faulty backend or proxy acknowledged without
+// storing it, or stored only in part, makes Flush return an error instead
+// of nil.
+//
 // # Restoring
 //
 // Restore downloads the snapshot into a private temp file, verifies it

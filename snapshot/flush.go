@@ -95,8 +95,13 @@ func Take(ctx context.Context, src *sqlite3.SQLiteConn, dir string) (_ *File, er
 // opts.KeepPrevious the object being replaced is first copied to
 // key+".prev", on the server, conditional on the same ETag.
 //
-// Flush costs no request when the hash matches, one PUT (or a multipart
-// upload) for a first flush, and one COPY plus one PUT otherwise.
+// After the upload, Flush asks the bucket (one Stat) whether the object at
+// key now has the snapshot's size and SHA-256, and returns an error if
+// not: an upload that reports success is not trusted on its word.
+//
+// Flush costs no request when the hash matches; otherwise one PUT (or a
+// multipart upload) and one Stat, plus, with KeepPrevious and a previous
+// object, one server-side copy.
 func Flush(ctx context.Context, src *sqlite3.SQLiteConn, b bucket.Bucket, key string, opts FlushOptions) (Result, error) {
 	if err := bucket.ValidateKey(key); err != nil {
 		return Result{}, fail("flush", key, err)
@@ -139,10 +144,32 @@ func Publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts Flu
 		}
 		return res, fail("flush", key, err)
 	}
+	etag, err := confirm(ctx, b, key, f, attrs)
+	if err != nil {
+		return res, fail("flush", key, err)
+	}
 	res.Uploaded = true
 	res.BytesWritten = f.Size
-	res.ETag = attrs.ETag
+	res.ETag = etag
 	return res, nil
+}
+
+// confirm asks the bucket, with one Stat, whether the object at key is the
+// snapshot just uploaded: its size and the SHA-256 recorded in its
+// metadata. An upload's own success is not proof: a faulty backend, proxy
+// or gateway can acknowledge a write it did not make, or store part of
+// it. It returns the ETag of the object the bucket holds.
+func confirm(ctx context.Context, b bucket.Bucket, key string, f *File, up bucket.Attrs) (string, error) {
+	got, err := b.Stat(ctx, key)
+	if err != nil {
+		return "", fmt.Errorf("upload not confirmed: %w", err)
+	}
+	if got.Size != f.Size || got.Metadata[MetaSHA256] != f.Hash {
+		return "", fmt.Errorf("upload not confirmed: the bucket reported success (ETag %s), but the object at the key "+
+			"has %d bytes and sha256 %q (ETag %s), not the %d bytes with sha256 %s just uploaded",
+			up.ETag, got.Size, got.Metadata[MetaSHA256], got.ETag, f.Size, f.Hash)
+	}
+	return got.ETag, nil
 }
 
 // keepPrevious copies key to key.prev before an overwrite. It reports
