@@ -113,16 +113,18 @@ type S3Config struct {
 
 	// PartSize is the size of the parts of a multipart upload and of the
 	// ranges of a parallel download, at least 5 MiB (S3's minimum part
-	// size). Zero sizes them for each object: upload parts of
-	// max(8 MiB, size/10000), so that the largest objects still fit S3's
-	// 10,000 parts; a first download range of 8 MiB, then ranges of about
-	// two per concurrent request, between 8 and 64 MiB.
+	// size). Zero sizes them for each object, as large as is useful,
+	// because every part and range is a billed request: upload parts of
+	// max(64 MiB, size/10000), so that the largest objects still fit S3's
+	// 10,000 parts; download ranges of about two per concurrent request,
+	// between 64 and 256 MiB.
 	PartSize int64
 
-	// MultipartThreshold is the size above which an Upload is multipart;
-	// smaller ones are a single PutObject. Zero means one part size: an
-	// object that fits one part is sent in one request. It is capped at
-	// 5 GiB, the largest single PutObject.
+	// MultipartThreshold is the largest object moved in one request: an
+	// Upload up to it is a single PutObject, a Download a single GetObject;
+	// larger objects move in parts. Zero means PartSize when that is set,
+	// and 512 MiB otherwise. It is capped at 5 GiB, the largest single
+	// PutObject.
 	MultipartThreshold int64
 
 	// Concurrency is how many parts of one upload or ranges of one

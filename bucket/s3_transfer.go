@@ -25,8 +25,14 @@ import (
 
 const (
 	// s3DefaultPartSize is the smallest part (and download range) size
-	// picked when S3Config.PartSize is zero.
-	s3DefaultPartSize = 8 << 20
+	// picked when S3Config.PartSize is zero. Every part and range is a
+	// billed request, so parts are large: a 1 GiB snapshot moves in 16.
+	s3DefaultPartSize = 64 << 20
+	// s3DefaultThreshold is the largest object moved in one request (one
+	// PutObject, one GetObject) when S3Config.PartSize and
+	// MultipartThreshold are zero. One request is the cheapest transfer,
+	// and up to this size about as fast as parallel parts on most links.
+	s3DefaultThreshold = 512 << 20
 	// s3DefaultConcurrency is the default number of parts or ranges in
 	// flight.
 	s3DefaultConcurrency = 5
@@ -81,7 +87,10 @@ func (t *s3Transfer) thresholdFor(size int64) int64 {
 	if t.threshold > 0 {
 		return min(t.threshold, s3MaxPutSize)
 	}
-	return min(t.partSizeFor(size), s3MaxPutSize)
+	if t.partSize > 0 {
+		return min(t.partSize, s3MaxPutSize)
+	}
+	return s3DefaultThreshold
 }
 
 // upload stores size bytes of src at key. Nothing is buffered whole: both
@@ -284,7 +293,7 @@ func (t *s3Transfer) download(ctx context.Context, bucket, key string, dst io.Wr
 const (
 	// s3MaxRange caps the ranges picked for downloads when
 	// S3Config.PartSize is zero.
-	s3MaxRange = 64 << 20
+	s3MaxRange = 256 << 20
 	// s3RangeAttempts is how often a range whose response broke off is
 	// requested (for what is missing) before the download fails.
 	s3RangeAttempts = 3
@@ -296,12 +305,15 @@ func (t *s3Transfer) firstRange() int64 {
 	if t.partSize > 0 {
 		return t.partSize
 	}
-	return s3DefaultPartSize
+	if t.threshold > 0 {
+		return min(t.threshold, s3MaxPutSize)
+	}
+	return s3DefaultThreshold
 }
 
 // rangeSize is the size of the ranges that the rest bytes after the
 // first range are fetched in: S3Config.PartSize if set, or about two
-// ranges per worker, within [8 MiB, 64 MiB]. Every request has a cost
+// ranges per worker, within [64 MiB, 256 MiB]. Every request has a cost
 // (billing, and latency before its first byte), so ranges are only as
 // small as the parallelism needs.
 func (t *s3Transfer) rangeSize(rest int64) int64 {

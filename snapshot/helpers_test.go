@@ -40,13 +40,15 @@ func backends() []backend {
 	}
 }
 
-func newS3(t *testing.T) bucket.Bucket {
+func newS3(t *testing.T) bucket.Bucket { return newS3With(t, bucket.S3Config{}) }
+
+// newS3With returns an S3 bucket on a new versitygw server, with cfg's
+// transfer settings.
+func newS3With(t *testing.T, cfg bucket.S3Config) bucket.Bucket {
 	t.Helper()
 	srv := s3test.Start(t)
-	b, err := bucket.NewS3(context.Background(), bucket.S3Config{
-		Bucket: srv.NewBucket(t, ""),
-		Client: srv.Client(),
-	})
+	cfg.Bucket, cfg.Client = srv.NewBucket(t, ""), srv.Client()
+	b, err := bucket.NewS3(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
