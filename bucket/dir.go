@@ -74,17 +74,24 @@ func NewDir(root string) (*Dir, error) {
 	if err := os.MkdirAll(abs, dirMode); err != nil {
 		return nil, fmt.Errorf("bucket: dir: %w", err)
 	}
-	fi, err := os.Stat(abs)
+	// List walks the root, and a walk does not follow a symbolic link to
+	// its starting directory: keep the real path.
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("bucket: dir: %w", err)
+	}
+	fi, err := os.Stat(real)
 	if err != nil {
 		return nil, fmt.Errorf("bucket: dir: %w", err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("bucket: dir: %s is not a directory", abs)
+		return nil, fmt.Errorf("bucket: dir: %s is not a directory", real)
 	}
-	return &Dir{root: abs}, nil
+	return &Dir{root: real}, nil
 }
 
-// Root returns the absolute path of the directory that holds the bucket.
+// Root returns the absolute path of the directory that holds the bucket,
+// with symbolic links resolved.
 func (d *Dir) Root() string { return d.root }
 
 // checkDirKey applies ValidateKey and rejects keys that reach Dir's own files.

@@ -69,6 +69,40 @@ func TestNewDir(t *testing.T) {
 	}
 }
 
+// sameDir reports whether a and b name the same directory.
+func sameDir(t *testing.T, a, b string) bool {
+	t.Helper()
+	fa, err := os.Stat(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := os.Stat(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return os.SameFile(fa, fb)
+}
+
+func TestDirSymlinkedRoot(t *testing.T) {
+	real := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Skipf("no symbolic links here: %v", err)
+	}
+	d, err := bucket.NewDir(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, d, "k", "v", nil)
+	all, err := bucket.ListAll(context.Background(), d, "")
+	if err != nil || len(all) != 1 {
+		t.Fatalf("List of a root reached through a symbolic link = %v, %v; want the one object", all, err)
+	}
+	if !sameDir(t, d.Root(), real) {
+		t.Errorf("Root() = %q; want %q", d.Root(), real)
+	}
+}
+
 func TestDirLayoutAndModes(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("no Unix permissions")

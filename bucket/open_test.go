@@ -154,7 +154,7 @@ func TestOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, ok := b.(*bucket.Dir); !ok || d.Root() != dir {
+	if d, ok := b.(*bucket.Dir); !ok || !sameDir(t, d.Root(), dir) {
 		t.Errorf("Open(file://%s) = %#v; want a *Dir on it", dir, b)
 	}
 
