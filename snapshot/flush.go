@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 
 	"github.com/mattn/go-sqlite3"
 
@@ -115,13 +116,49 @@ func Flush(ctx context.Context, src *sqlite3.SQLiteConn, b bucket.Bucket, key st
 }
 
 // Publish uploads a snapshot taken with Take, with Flush's rules: skip on
-// opts.LastHash, conditional write on opts.IfMatch, KEY.prev on
-// opts.KeepPrevious. It does not remove f.
+// opts.LastHash, conditional write on opts.IfMatch (resolving failed
+// conditions caused by this writer's own earlier uploads, see
+// FlushOptions.Unconfirmed), KEY.prev on opts.KeepPrevious, confirmation
+// with a Stat. It does not remove f.
 func Publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts FlushOptions) (Result, error) {
 	res := Result{SnapshotHash: f.Hash, Size: f.Size, ETag: opts.IfMatch}
 	if opts.LastHash != "" && opts.LastHash == f.Hash {
 		return res, nil
 	}
+	res, err := publish(ctx, f, b, key, opts, res)
+	if !errors.Is(err, ErrConflict) || opts.Force {
+		return res, err
+	}
+	// The object at the key is not the one the caller last saw. It may
+	// still be this writer's own: an upload of this very snapshot, or of
+	// an unconfirmed earlier one, that reached the bucket although the
+	// call that made it failed (or an SDK retry of a request that had
+	// succeeded then failed its condition).
+	cur, serr := b.Stat(ctx, key)
+	switch {
+	case errors.Is(serr, bucket.ErrNotFound):
+		return res, err
+	case serr != nil:
+		// Not a conflict yet: the caller should try again.
+		return res, fail("flush", key, fmt.Errorf("%v; telling it from an earlier upload of this writer's failed: %w", err, serr))
+	}
+	sha := cur.Metadata[MetaSHA256]
+	switch {
+	case sha == f.Hash && cur.Size == f.Size:
+		// This snapshot is there already, whole.
+		res.ETag = cur.ETag
+		return res, nil
+	case sha != "" && (sha == f.Hash || slices.Contains(opts.Unconfirmed, sha)):
+		// An earlier upload of ours (possibly torn by a faulty backend):
+		// replace it.
+		opts.IfMatch = cur.ETag
+		return publish(ctx, f, b, key, opts, res)
+	}
+	return res, err
+}
+
+// publish is one conditional attempt of Publish.
+func publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts FlushOptions, res Result) (Result, error) {
 	write := bucket.WriteOptions{Metadata: map[string]string{MetaSHA256: f.Hash}}
 	switch {
 	case opts.Force:

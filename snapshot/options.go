@@ -100,6 +100,17 @@ type FlushOptions struct {
 	// database can never overwrite a snapshot it did not restore.
 	IfMatch string
 
+	// Unconfirmed lists the SnapshotHash of earlier flushes to this key
+	// that returned an error: their upload may have reached the bucket all
+	// the same (a lost response, a timeout that fired after the write, an
+	// unconfirmed upload). When the conditional write fails because the
+	// object at the key carries one of these hashes, or this flush's own,
+	// the object is this writer's, not another writer's: Flush replaces it
+	// (conditionally on its ETag) instead of returning ErrConflict. Pass
+	// the hash of every failed flush since the last success; the driver
+	// does.
+	Unconfirmed []string
+
 	// Force overwrites whatever is at the key, unconditionally. Use it only
 	// to recover from a conflict on purpose, after deciding that the local
 	// database is the one to keep.
@@ -112,8 +123,9 @@ type FlushOptions struct {
 
 // Result is the outcome of a flush.
 type Result struct {
-	// Uploaded is false when the snapshot matched LastHash and nothing was
-	// sent to the bucket.
+	// Uploaded is false when nothing was sent to the bucket: the snapshot
+	// matched LastHash, or the bucket already held it (an earlier upload
+	// of the same snapshot, whose call had failed, had landed).
 	Uploaded bool
 	// BytesWritten is the number of bytes uploaded (0 when skipped).
 	BytesWritten int64
