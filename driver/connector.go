@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,7 +92,10 @@ type Connector struct {
 	flushedN   uint64 // commits included in the bucket's snapshot
 	mustFlush  bool   // working copy may be ahead of the bucket
 	conflicted bool
-	stats      Stats
+	// unconfirmed holds the hashes of the flushes that failed since the
+	// last success: their uploads may have landed (FlushOptions.Unconfirmed).
+	unconfirmed []string
+	stats       Stats
 
 	// dirtyMu orders the persisted dirty flag against flushes. It is never
 	// held across I/O other than writing the small sync-state file, and
@@ -374,6 +378,14 @@ func (c *Connector) restore(ctx context.Context) error {
 			return fmt.Errorf("bucketsqlite: restore %s: %w", c.where(), err)
 		case attrs.ETag == st.ETag:
 			etag, hash, mustFlush = st.ETag, st.SHA256, st.Dirty
+		case attrs.Metadata[snapshot.MetaSHA256] != "" && slices.Contains(st.Pending, attrs.Metadata[snapshot.MetaSHA256]):
+			// The working copy's own upload, which landed though the
+			// process stopped (or the call failed) before recording it.
+			// The working copy holds all of it and maybe more; the hash
+			// stays unknown so that the next flush uploads even an
+			// identical snapshot over one a faulty backend might have torn.
+			c.log.Info("bucketsqlite: the bucket holds an upload of this working copy that was never confirmed; keeping the working copy and flushing it", "local", c.local)
+			etag, mustFlush = attrs.ETag, true
 		case st.Dirty:
 			return fmt.Errorf("%w: working copy %s holds writes that were never flushed, and %s changed since it was last synced (ETag %s, now %s); both are kept",
 				ErrDiverged, c.local, c.where(), st.ETag, attrs.ETag)

@@ -125,6 +125,9 @@ func (c *Connector) flush(ctx context.Context, why string) (FlushResult, error) 
 	}
 	res, n0, err := c.flushLocked(ctx)
 	if err != nil {
+		if res.SnapshotHash != c.lastHash {
+			c.unconfirmed = addHash(c.unconfirmed, res.SnapshotHash)
+		}
 		c.stats.Failures++
 		c.stats.LastError = err
 		if errors.Is(err, snapshot.ErrConflict) {
@@ -134,6 +137,7 @@ func (c *Connector) flush(ctx context.Context, why string) (FlushResult, error) 
 		return FlushResult{Result: res}, err
 	}
 	c.etag, c.lastHash, c.flushedN, c.mustFlush = res.ETag, res.SnapshotHash, n0, false
+	c.unconfirmed = nil
 	c.stats.LastFlush = time.Now()
 	c.stats.LastError = nil
 	c.stats.LastHash, c.stats.ETag = res.SnapshotHash, res.ETag
@@ -159,16 +163,43 @@ func (c *Connector) flushLocked(ctx context.Context) (snapshot.Result, uint64, e
 	if err != nil {
 		return snapshot.Result{}, 0, fmt.Errorf("bucketsqlite: flush %s: %w", c.where(), err)
 	}
-	res, err := snapshot.Flush(ctx, c.flushConn, c.b, c.cfg.Key, snapshot.FlushOptions{
+	key := c.cfg.Key
+	f, err := snapshot.Take(ctx, c.flushConn, filepath.Dir(c.local))
+	if err != nil {
+		return snapshot.Result{}, 0, fmt.Errorf("bucketsqlite: flush %s: %w", c.where(), &snapshot.Error{Op: "flush", Key: key, Err: err})
+	}
+	defer f.Remove()
+	if f.Hash != c.lastHash {
+		// Record the upload before making it, so that a restart finds
+		// it ours should it land and the process stop before it returns.
+		if err := c.recordPending(f.Hash); err != nil {
+			return snapshot.Result{SnapshotHash: f.Hash, Size: f.Size}, 0, fmt.Errorf("bucketsqlite: flush %s: %w", c.where(), err)
+		}
+	}
+	res, err := snapshot.Publish(ctx, f, c.b, key, snapshot.FlushOptions{
 		KeepPrevious: c.cfg.KeepPrevious,
 		LastHash:     c.lastHash,
 		IfMatch:      c.etag,
-		TempDir:      filepath.Dir(c.local),
+		Unconfirmed:  c.unconfirmed,
 	})
 	if err != nil {
 		return res, 0, fmt.Errorf("bucketsqlite: flush %s: %w", c.where(), err)
 	}
 	return res, n0, nil
+}
+
+// recordPending adds hash to the sync state's pending uploads, on disk for
+// a persistent working copy.
+func (c *Connector) recordPending(hash string) error {
+	c.dirtyMu.Lock()
+	defer c.dirtyMu.Unlock()
+	c.synced.Pending = addHash(c.synced.Pending, hash)
+	if !c.persist {
+		return nil
+	}
+	st := c.synced
+	st.Dirty = c.dirtyOnDisk
+	return writeState(c.local, st)
 }
 
 // barrier returns a commit count that every later snapshot includes. A
@@ -192,7 +223,7 @@ func (c *Connector) barrier(ctx context.Context) (uint64, error) {
 func (c *Connector) recordSynced(res snapshot.Result, n0 uint64) error {
 	c.dirtyMu.Lock()
 	defer c.dirtyMu.Unlock()
-	c.synced.ETag, c.synced.SHA256 = res.ETag, res.SnapshotHash
+	c.synced.ETag, c.synced.SHA256, c.synced.Pending = res.ETag, res.SnapshotHash, nil
 	if !c.persist {
 		return nil
 	}

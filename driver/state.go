@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -23,8 +24,31 @@ type syncState struct {
 	// Dirty is set before the first commit after a sync and cleared by the
 	// next successful flush that includes every commit: a working copy
 	// with Dirty set may hold writes the bucket does not have.
-	Dirty   bool      `json:"dirty"`
+	Dirty bool `json:"dirty"`
+	// Pending holds the SHA-256 of snapshots whose upload started and was
+	// not confirmed: recorded before each upload, cleared by the next
+	// successful flush. A bucket object carrying one of them is this
+	// working copy's own upload, which landed though the process stopped
+	// (or the call failed) before it could say so: not a divergence.
+	Pending []string  `json:"pending,omitempty"`
 	Updated time.Time `json:"updated"`
+}
+
+// maxPending bounds syncState.Pending and Connector.unconfirmed: flushes
+// that failed in a row beyond it are forgotten, oldest first, and an
+// upload of theirs that landed would show up as a conflict.
+const maxPending = 16
+
+// addHash appends h to hs unless present, keeping at most maxPending.
+func addHash(hs []string, h string) []string {
+	if h == "" || slices.Contains(hs, h) {
+		return hs
+	}
+	hs = append(hs, h)
+	if len(hs) > maxPending {
+		hs = slices.Clone(hs[len(hs)-maxPending:])
+	}
+	return hs
 }
 
 const stateVersion = 1
