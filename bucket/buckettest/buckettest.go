@@ -37,7 +37,12 @@ type Harness struct {
 	PartSize int64
 }
 
-// Run runs the whole conformance suite against h as subtests of t.
+// Run runs the whole conformance suite against h as subtests of t, one
+// per behaviour of the bucket.Bucket contract, each on a fresh bucket from
+// h.New: not-found errors, round trips with metadata, ETags, conditional
+// uploads (small and multipart-sized), large downloads, Copy, Delete, List
+// and its paging, cancellation, invalid keys, and racing IfNoneMatch
+// uploads. A subtest's name says which behaviour failed.
 func Run(t *testing.T, h Harness) {
 	t.Helper()
 	s := &suite{h: h}
