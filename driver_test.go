@@ -98,7 +98,9 @@ func TestIdleFlushCostsNoRequest(t *testing.T) {
 // exactly the flushed state in the bucket.
 func TestExitWithoutCloseKeepsFlushedState(t *testing.T) {
 	forEachTarget(t, func(t *testing.T, tg target) {
-		dsn := tg.dsn("child.db", "flush_interval=0")
+		// The child's working copy is persistent only so that the test
+		// can clean it up; it is never reopened.
+		dsn := tg.dsn("child.db", "flush_interval=0&local="+filepath.Join(t.TempDir(), "child.db"))
 		runChild(t, dsn, "create insert:5 flush insert:3 exit")
 		db := mustOpen(t, tg.dsn("child.db", "flush_interval=0"))
 		defer db.Close()
@@ -483,5 +485,25 @@ func TestWithS3Client(t *testing.T) {
 	defer db.Close()
 	if n := countRows(t, db, "t"); n != 2 {
 		t.Fatalf("%d rows, want 2", n)
+	}
+}
+
+// Flush after Close says the database is closed, even when Close's final
+// flush failed: it never reports success for data left in a working copy.
+func TestFlushAfterClose(t *testing.T) {
+	for _, dsn := range []string{"mem://closed/a.db?flush_interval=0", "mem://closed/never-used.db"} {
+		db := mustOpen(t, dsn)
+		if strings.Contains(dsn, "a.db") {
+			mustExec(t, db, "CREATE TABLE t(x)")
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := driver.Flush(ctx, db); !errors.Is(err, driver.ErrClosed) {
+			t.Fatalf("%s: Flush after Close = %v; want ErrClosed", dsn, err)
+		}
+		if _, err := driver.GetStats(db); err != nil {
+			t.Fatalf("GetStats after Close: %v", err)
+		}
 	}
 }

@@ -56,7 +56,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // see the README's "Recovering from a conflict".
 var ErrDiverged = errors.New("bucketsqlite: working copy and bucket snapshot have diverged")
 
-// ErrClosed is returned by Connect, Flush and Stats after Close.
+// ErrClosed is returned by Connect and Flush after Close.
 var ErrClosed = errors.New("bucketsqlite: database is closed")
 
 // Connector is a bucketsqlite database: one snapshot in a bucket, one local
@@ -95,6 +95,7 @@ type Connector struct {
 	// unconfirmed holds the hashes of the flushes that failed since the
 	// last success: their uploads may have landed (FlushOptions.Unconfirmed).
 	unconfirmed []string
+	finished    bool // Close ran its final flush
 	stats       Stats
 
 	// dirtyMu orders the persisted dirty flag against flushes. It is never

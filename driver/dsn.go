@@ -3,6 +3,7 @@ package driver
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
 	"slices"
@@ -155,6 +156,9 @@ func ParseDSN(dsn string) (*Config, error) {
 	slices.Sort(names)
 	for _, name := range names {
 		vals := q[name]
+		if name == "" {
+			return nil, dsnErr("query", "a parameter without a name")
+		}
 		if len(vals) != 1 {
 			return nil, dsnErr(name, "given %d times", len(vals))
 		}
@@ -190,13 +194,13 @@ func parseLocation(cfg *Config, u *url.URL) error {
 			return dsnErr("key", "missing key: want file:///DIR/KEY")
 		}
 		dir, key := path.Split(p)
-		dir = strings.TrimSuffix(dir, "/")
 		switch {
 		case u.Opaque != "" && dir == "":
 			dir = "."
-		case u.Opaque == "" && dir == "":
-			dir = "/"
+		case u.Opaque == "" && !strings.HasPrefix(dir, "/"):
+			return dsnErr("bucket", "file:// URLs take an absolute path: file:///DIR/KEY")
 		}
+		dir = path.Clean(dir)
 		escaped := (&url.URL{Path: dir}).EscapedPath()
 		if u.Opaque != "" {
 			cfg.Bucket = "file:" + escaped
@@ -430,7 +434,28 @@ func (cfg *Config) FormatDSN() string {
 	}
 	if len(q) > 0 {
 		b.WriteByte('?')
-		b.WriteString(q.Encode())
+		b.WriteString(encodeQuery(q))
+	}
+	return b.String()
+}
+
+// readable undoes the escaping of characters that are legal in a query
+// value (RFC 3986), so that endpoints and paths stay legible in logs.
+var readable = strings.NewReplacer("%2F", "/", "%3A", ":", "%40", "@", "%2C", ",")
+
+// encodeQuery is url.Values.Encode (sorted by key) with legible values.
+func encodeQuery(q url.Values) string {
+	keys := slices.Sorted(maps.Keys(q))
+	var b strings.Builder
+	for _, k := range keys {
+		for _, v := range q[k] {
+			if b.Len() > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(url.QueryEscape(k))
+			b.WriteByte('=')
+			b.WriteString(readable.Replace(url.QueryEscape(v)))
+		}
 	}
 	return b.String()
 }

@@ -94,12 +94,15 @@ func connectorOf(db *sql.DB) (*Connector, error) {
 	return nil, ErrNotBucketSQLite
 }
 
-// Flush flushes the database now; see the package-level Flush.
+// Flush flushes the database now; see the package-level Flush. After
+// Close it returns ErrClosed: a failed final flush is not retried behind
+// the caller's back, and its working copy stays where Close said.
 func (c *Connector) Flush(ctx context.Context) (FlushResult, error) {
 	return c.flush(ctx, "explicit")
 }
 
-// Stats returns the connector's flush statistics.
+// Stats returns the connector's flush statistics. They stay readable
+// after Close, and then include the final flush.
 func (c *Connector) Stats() Stats {
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
@@ -111,6 +114,9 @@ func (c *Connector) Stats() Stats {
 func (c *Connector) flush(ctx context.Context, why string) (FlushResult, error) {
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
+	if c.finished {
+		return FlushResult{}, ErrClosed
+	}
 	if c.flushConn == nil {
 		// Never restored: there is nothing to flush, and an empty database
 		// must never be uploaded.
@@ -312,6 +318,9 @@ func (c *Connector) close() error {
 	ready := c.ready
 	<-c.sem
 	if !ready {
+		c.flushMu.Lock()
+		c.finished = true
+		c.flushMu.Unlock()
 		c.cleanup(true)
 		return nil
 	}
@@ -322,7 +331,7 @@ func (c *Connector) close() error {
 	_, err := c.flush(ctx, "close")
 	c.flushMu.Lock()
 	cerr := c.flushConn.Close()
-	c.flushConn = nil
+	c.flushConn, c.finished = nil, true
 	c.flushMu.Unlock()
 	if err != nil {
 		c.cleanup(false)
