@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -236,8 +237,13 @@ func newS3Client(ctx context.Context, cfg S3Config) (*s3.Client, error) {
 			return nil, fmt.Errorf("bucket: s3 config: load AWS configuration: %w", err)
 		}
 	}
+	// An endpoint can also come from the environment or the shared
+	// config (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, endpoint_url): it is
+	// a custom endpoint all the same.
+	_, envS3 := os.LookupEnv("AWS_ENDPOINT_URL_S3")
+	custom := cfg.Endpoint != "" || awsCfg.BaseEndpoint != nil || envS3
 	if awsCfg.Region == "" {
-		if cfg.Endpoint == "" {
+		if !custom {
 			return nil, errors.New("bucket: s3 config: no region: set Region, AWS_REGION or a profile's region")
 		}
 		awsCfg.Region = "us-east-1" // what most S3-compatible services expect
@@ -246,6 +252,8 @@ func newS3Client(ctx context.Context, cfg S3Config) (*s3.Client, error) {
 		o.UsePathStyle = cfg.PathStyle
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		if custom || o.BaseEndpoint != nil {
 			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		}

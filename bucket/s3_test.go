@@ -562,6 +562,20 @@ func TestNewS3Config(t *testing.T) {
 			wantRegion: "sa-east-1",
 		},
 		{
+			name:         "endpoint from AWS_ENDPOINT_URL_S3",
+			cfg:          bucket.S3Config{Bucket: "b"},
+			env:          map[string]string{"AWS_ENDPOINT_URL_S3": "https://acct.r2.cloudflarestorage.com", "AWS_REGION": "auto"},
+			wantRegion:   "auto",
+			wantEndpoint: "https://acct.r2.cloudflarestorage.com",
+		},
+		{
+			name:         "endpoint from AWS_ENDPOINT_URL, no region",
+			cfg:          bucket.S3Config{Bucket: "b"},
+			env:          map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": ""},
+			wantRegion:   "us-east-1",
+			wantEndpoint: "http://127.0.0.1:9",
+		},
+		{
 			name: "ClientOptions apply last",
 			cfg: bucket.S3Config{Bucket: "b", Region: "us-west-2", ClientOptions: []func(*s3.Options){
 				func(o *s3.Options) { o.UsePathStyle = true },
