@@ -193,3 +193,21 @@ func TestWorkingCopyLocked(t *testing.T) {
 		t.Fatalf("second database on one working copy: %v; want ErrInUse", err)
 	}
 }
+
+// The working copy and its side files are private to the user.
+func TestWorkingCopyIsPrivate(t *testing.T) {
+	local := filepath.Join(t.TempDir(), "app.db")
+	db := mustOpen(t, "mem://private/app.db?local="+local)
+	defer db.Close()
+	mustExec(t, db, "CREATE TABLE t(x)")
+	mustExec(t, db, "INSERT INTO t VALUES (1)")
+	for _, p := range []string{local, local + "-wal", local + "-shm", local + "-bucketsqlite.json"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v; want no access for group and others", filepath.Base(p), fi.Mode().Perm())
+		}
+	}
+}

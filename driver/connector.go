@@ -421,6 +421,11 @@ func (c *Connector) restore(ctx context.Context) error {
 			etag, hash = attrs.ETag, localHash
 		}
 	}
+	// A new database: create the file private before SQLite does (its
+	// -wal and -shm files take the database file's permissions).
+	if f, err := os.OpenFile(c.local, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	}
 	flushConn, err := (&sqlite3.SQLiteDriver{}).Open(c.dsn)
 	if err != nil {
 		return fmt.Errorf("bucketsqlite: open working copy %s: %w", c.local, err)
