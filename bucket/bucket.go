@@ -54,6 +54,9 @@ type Bucket interface {
 
 	// Copy copies the object at src to dst on the server side, with its
 	// metadata, if opts' conditions hold. A missing src is ErrNotFound.
+	// It returns the copy's Key, ETag and ModTime, and its Size and
+	// Metadata unless opts.IfSourceMatch is set and learning them would
+	// cost the backend another request (S3 leaves them zero then).
 	Copy(ctx context.Context, src, dst string, opts CopyOptions) (Attrs, error)
 
 	// Delete removes the object at key. Deleting a missing object is not

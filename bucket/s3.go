@@ -354,21 +354,25 @@ func (b *S3) Copy(ctx context.Context, src, dst string, opts CopyOptions) (Attrs
 }
 
 func (b *S3) copyOnce(ctx context.Context, src, dst string, opts CopyOptions) (Attrs, error) {
-	head, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{
-		Bucket: aws.String(b.bucket),
-		Key:    aws.String(src),
-	})
-	if err != nil {
-		return Attrs{}, s3Error(ctx, err, false)
-	}
-	etag := aws.ToString(head.ETag)
-	if opts.IfSourceMatch != "" && !sameETag(etag, opts.IfSourceMatch) {
-		return Attrs{}, fmt.Errorf("%w: source has ETag %s, not %s (if-source-match)",
-			ErrPrecondition, etag, opts.IfSourceMatch)
-	}
-	size := aws.ToInt64(head.ContentLength)
-	if size > s3MaxPutSize {
-		return Attrs{}, fmt.Errorf("source is %d bytes: S3 copies at most 5 GiB in one request", size)
+	a := Attrs{Key: dst}
+	etag := opts.IfSourceMatch
+	if etag == "" {
+		// Pin the version copied, and learn its size and metadata. With
+		// IfSourceMatch the caller pinned it already, and the copy costs
+		// one request: snapshots copy KEY to KEY.prev on every flush.
+		head, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{
+			Bucket: aws.String(b.bucket),
+			Key:    aws.String(src),
+		})
+		if err != nil {
+			return Attrs{}, s3Error(ctx, err, false)
+		}
+		etag = aws.ToString(head.ETag)
+		a.Size = aws.ToInt64(head.ContentLength)
+		a.Metadata = cloneMetadata(head.Metadata)
+		if a.Size > s3MaxPutSize {
+			return Attrs{}, fmt.Errorf("source is %d bytes: S3 copies at most 5 GiB in one request", a.Size)
+		}
 	}
 	out, err := b.client.CopyObject(ctx, &s3.CopyObjectInput{
 		Bucket:            aws.String(b.bucket),
@@ -379,11 +383,6 @@ func (b *S3) copyOnce(ctx context.Context, src, dst string, opts CopyOptions) (A
 	})
 	if err != nil {
 		return Attrs{}, s3Error(ctx, err, false)
-	}
-	a := Attrs{
-		Key:      dst,
-		Size:     size,
-		Metadata: cloneMetadata(head.Metadata),
 	}
 	if r := out.CopyObjectResult; r != nil {
 		a.ETag = aws.ToString(r.ETag)
