@@ -19,7 +19,9 @@ import (
 
 // Restore downloads the snapshot at key and copies it into dst with the
 // online backup API. It reports false, and leaves dst untouched, when no
-// object exists at key.
+// object exists at key, once a List of the key shows that the bucket
+// exists and answers (one more request, made only then): a missing
+// bucket, or credentials a service rejects with a 404, are errors.
 //
 // The snapshot is verified before dst is touched: its bytes against the
 // SHA-256 in the object's metadata (when present), its header, and PRAGMA
@@ -114,6 +116,13 @@ func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts Re
 func fetch(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, c Check) (Info, *sqlite3.SQLiteConn, error) {
 	attrs, err := b.Download(ctx, key, tmp)
 	if errors.Is(err, bucket.ErrNotFound) {
+		// A 404 also answers a GET in a bucket that does not exist, and,
+		// on some services, one signed with an unknown access key. Calling
+		// that "no snapshot yet" would start an empty database: make sure
+		// the bucket itself answers before saying so.
+		if _, lerr := b.List(ctx, bucket.ListOptions{Prefix: key, PageSize: 1}); lerr != nil {
+			return Info{}, nil, fail("restore", key, fmt.Errorf("no snapshot at the key, and the bucket cannot be listed: %w", lerr))
+		}
 		return Info{}, nil, nil
 	}
 	if err != nil {

@@ -2,10 +2,13 @@ package snapshot_test
 
 import (
 	"errors"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/buckethead/bucketsqlite/bucket"
 	"github.com/buckethead/bucketsqlite/bucket/faulty"
+	"github.com/buckethead/bucketsqlite/internal/s3test"
 	"github.com/buckethead/bucketsqlite/snapshot"
 )
 
@@ -65,4 +68,36 @@ func TestFlushResultETagIsTheBucketsETag(t *testing.T) {
 			t.Fatalf("result ETag %s, object %+v %v", res.ETag, st, err)
 		}
 	})
+}
+
+// A bucket that does not exist is an error, not "no snapshot yet": that
+// would start an empty database against a typo.
+func TestRestoreMissingBucket(t *testing.T) {
+	srv := s3test.Start(t)
+	b, err := bucket.NewS3(ctx, bucket.S3Config{Bucket: "no-such-bucket-anywhere", Client: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := newDB(t, "WAL")
+	ok, err := snapshot.Restore(ctx, dst, b, "app.db")
+	if err == nil || ok || !strings.Contains(err.Error(), "bucket") {
+		t.Fatalf("Restore from a missing bucket = %v, %v; want an error about the bucket", ok, err)
+	}
+	info, err := snapshot.RestoreFile(ctx, b, "app.db", filepath.Join(t.TempDir(), "x.db"), snapshot.RestoreOptions{})
+	if err == nil || info.Found {
+		t.Fatalf("RestoreFile from a missing bucket = %+v, %v", info, err)
+	}
+	// A bucket that exists, without the snapshot: not found, no error.
+	fb := faulty.New(bucket.NewMemory())
+	if ok, err := snapshot.Restore(ctx, dst, fb, "app.db"); ok || err != nil {
+		t.Fatalf("Restore of a missing snapshot = %v, %v", ok, err)
+	}
+	if fb.Calls(faulty.List) != 1 {
+		t.Fatalf("%d List calls; want 1", fb.Calls(faulty.List))
+	}
+	// The List failing is an error too.
+	fb.Inject(faulty.List, 1, faulty.Fail(nil))
+	if ok, err := snapshot.Restore(ctx, dst, fb, "app.db"); ok || !errors.Is(err, faulty.ErrInjected) {
+		t.Fatalf("Restore with a failing List = %v, %v", ok, err)
+	}
 }
