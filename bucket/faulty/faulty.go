@@ -396,7 +396,9 @@ func (b *Bucket) Upload(ctx context.Context, key string, src io.ReaderAt, size i
 		}, nil
 	case kindTruncate:
 		keep := keepOf(f.keep, size)
-		a, err := b.inner.Upload(ctx, key, src, keep, opts)
+		// Hide src's optional interfaces (a precomputed hash, say): the
+		// inner bucket must store the prefix as if it were all there is.
+		a, err := b.inner.Upload(ctx, key, plainReaderAt{src}, keep, opts)
 		if err != nil {
 			return a, err
 		}
@@ -492,6 +494,11 @@ func keepOf(n, size int64) int64 {
 	}
 	return max(0, min(n, size))
 }
+
+// plainReaderAt is an io.ReaderAt and nothing else.
+type plainReaderAt struct{ r io.ReaderAt }
+
+func (p plainReaderAt) ReadAt(b []byte, off int64) (int, error) { return p.r.ReadAt(b, off) }
 
 // memWriter is an io.WriterAt into memory, safe for concurrent writes.
 type memWriter struct {
