@@ -2,6 +2,7 @@ package bucket
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,23 +16,30 @@ import (
 )
 
 // Dir is a Bucket kept in a directory of the local file system: the object
-// at key "a/b" is the file ROOT/a/b. Each file holds a small header (the
-// object's ETag and metadata) before the content; see dirobj.go for the
-// format and why.
+// at key "a/b" is the file ROOT/a/b, and that file holds exactly the
+// object's content. A snapshot in a Dir is a plain SQLite database that
+// sqlite3 opens where it lies, and a file copied under the root by hand is
+// an object (without metadata). The object's ETag and metadata are kept
+// beside it, in a hidden sidecar, ROOT/a/.bucketsqlite.b.meta, which
+// describes one version of the object file and is ignored once that file
+// is replaced or edited by other means; see dirobj.go for the format and
+// why reads never pair new content with old metadata.
 //
-// Writes are atomic and durable: Upload and Copy write a temporary file in
-// the object's directory, fsync it, take the root's lock, check the write's
-// conditions, rename the file into place and fsync the directory. The lock
-// is an flock(2) on ROOT/.bucketsqlite.lock, so conditional writes exclude
-// each other across goroutines, Dir values and processes sharing the root
-// (on systems without flock, only within one process). A failed or
-// cancelled write removes its temporary file; only a crash can leave one
+// Writes are atomic and durable: Upload and Copy write the content to a
+// temporary file in the object's directory and fsync it, take the root's
+// lock, check the write's conditions, rename a new sidecar and then the
+// content into place, and fsync the directory. The lock is an flock(2) on
+// ROOT/.bucketsqlite.lock, so conditional writes exclude each other across
+// goroutines, Dir values and processes sharing the root (on systems
+// without flock, only within one process). Reads take the lock only to
+// settle a read that raced several writes of its key. A failed or
+// cancelled write removes its temporary files; only a crash can leave one
 // behind, and List ignores it.
 //
 // Files are created with mode 0600 and directories with 0700 (less the
 // umask): a bucket holds database snapshots, which are nobody else's
-// business. Directories are created as needed and removed by Delete when it
-// leaves them empty.
+// business. Directories are created as needed and removed when a Delete or
+// a failed write leaves them empty.
 //
 // Names that start with ".bucketsqlite" (in any case) are Dir's own: a key
 // with such a path segment is rejected with ErrInvalidKey. Because a file
@@ -124,7 +132,7 @@ func (d *Dir) Stat(ctx context.Context, key string) (Attrs, error) {
 	if err := firstErr(checkDirKey(key), ctx.Err()); err != nil {
 		return Attrs{}, wrap("stat", key, err)
 	}
-	f, a, _, err := d.open(key)
+	f, a, err := d.open(ctx, key)
 	if err != nil {
 		return Attrs{}, wrap("stat", key, err)
 	}
@@ -137,44 +145,117 @@ func (d *Dir) Download(ctx context.Context, key string, dst io.WriterAt) (Attrs,
 	if err := firstErr(checkDirKey(key), ctx.Err()); err != nil {
 		return Attrs{}, wrap("download", key, err)
 	}
-	f, a, off, err := d.open(key)
+	f, a, err := d.open(ctx, key)
 	if err != nil {
 		return Attrs{}, wrap("download", key, err)
 	}
 	defer f.Close()
-	if err := writeDest(ctx, dst, io.NewSectionReader(f, off, a.Size), a.Size); err != nil {
+	if err := writeDest(ctx, dst, io.NewSectionReader(f, 0, a.Size), a.Size); err != nil {
 		return Attrs{}, wrap("download", key, err)
 	}
 	return a, nil
 }
 
-// open opens the object file at key and reads its header. It returns the
-// open file (which keeps this version readable even if it is replaced),
-// the object's attributes and the offset of its content.
-func (d *Dir) open(key string) (*os.File, Attrs, int64, error) {
-	f, err := os.Open(d.path(key))
+// optimisticReads is how many times a reader tries without the root's
+// lock before it takes it: a retry means at least one write or delete of
+// the key completed while it read, so retries are rare and short.
+const optimisticReads = 4
+
+// open opens the object file at key and returns it with the object's
+// attributes. The open file keeps this version readable even if it is
+// replaced, and the attributes describe it.
+func (d *Dir) open(ctx context.Context, key string) (*os.File, Attrs, error) {
+	path := d.path(key)
+	for try := 0; ; try++ {
+		locked := try >= optimisticReads
+		unlock := func() {}
+		if locked {
+			var err error
+			if unlock, err = d.lock(ctx); err != nil {
+				return nil, Attrs{}, err
+			}
+		}
+		f, fi, v, err := openVersion(path, !locked)
+		unlock()
+		if errors.Is(err, errChanged) {
+			continue
+		}
+		if err != nil {
+			return nil, Attrs{}, err
+		}
+		a := Attrs{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}
+		if v != nil {
+			a.ETag, a.Metadata = v.ETag, cloneMetadata(v.Metadata)
+			return f, a, nil
+		}
+		if a.ETag, err = contentETag(ctx, f, fi.Size()); err != nil {
+			f.Close()
+			return nil, Attrs{}, err
+		}
+		a.Metadata = cloneMetadata(nil)
+		return f, a, nil
+	}
+}
+
+// openVersion opens the object file at path and returns it with its
+// FileInfo and the sidecar entry that describes it, or a nil entry if none
+// does. With recheck, a reader not holding the root's lock makes sure the
+// path still names the file it opened before it concludes that no entry
+// describes it; if not, it returns errChanged.
+func openVersion(path string, recheck bool) (*os.File, fs.FileInfo, *objVersion, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		if isNotExist(err) {
 			err = ErrNotFound
 		}
-		return nil, Attrs{}, 0, err
+		return nil, nil, nil, err
+	}
+	fail := func(err error) (*os.File, fs.FileInfo, *objVersion, error) {
+		f.Close()
+		return nil, nil, nil, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		f.Close()
-		return nil, Attrs{}, 0, err
+		return fail(err)
 	}
 	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, Attrs{}, 0, ErrNotFound
+		return fail(ErrNotFound)
 	}
-	h, off, err := readHeader(f, fi.Size())
+	id, err := fileID(f, fi)
 	if err != nil {
-		f.Close()
-		return nil, Attrs{}, 0, fmt.Errorf("%s: %w", f.Name(), err)
+		return fail(err)
 	}
-	a := Attrs{Key: key, Size: h.Size, ETag: h.ETag, ModTime: fi.ModTime(), Metadata: cloneMetadata(h.Metadata)}
-	return f, a, off, nil
+	sc, err := readSidecar(sidecarPath(path))
+	if err != nil {
+		return fail(err)
+	}
+	if v := sc.match(fi, id); v != nil {
+		return f, fi, v, nil
+	}
+	if recheck {
+		now, err := os.Stat(path)
+		switch {
+		case isNotExist(err), err == nil && !os.SameFile(fi, now):
+			return fail(errChanged)
+		case err != nil:
+			return fail(err)
+		}
+	}
+	return f, fi, nil, nil
+}
+
+// contentETag returns the ETag of an object file no sidecar entry
+// describes: that of its content without metadata.
+func contentETag(ctx context.Context, f *os.File, size int64) (string, error) {
+	sum := newContentHash()
+	err := readSource(ctx, f, size, func(p []byte) error {
+		sum.Write(p)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	return localETag(sum.Sum(nil), nil), nil
 }
 
 // isNotExist reports whether err means a path does not exist, including
@@ -185,7 +266,8 @@ func isNotExist(err error) bool {
 
 // Upload implements Bucket.
 func (d *Dir) Upload(ctx context.Context, key string, src io.ReaderAt, size int64, opts WriteOptions) (Attrs, error) {
-	if err := firstErr(checkDirKey(key), ValidateMetadata(opts.Metadata), ctx.Err()); err != nil {
+	err := firstErr(checkDirKey(key), ValidateMetadata(opts.Metadata), checkMetadataLen(opts.Metadata), ctx.Err())
+	if err != nil {
 		return Attrs{}, wrap("upload", key, err)
 	}
 	if size < 0 {
@@ -196,34 +278,14 @@ func (d *Dir) Upload(ctx context.Context, key string, src io.ReaderAt, size int6
 	if opts.IfNoneMatch || opts.IfMatch != "" {
 		check = func(exists bool, etag string) error { return checkWrite(exists, etag, opts) }
 	}
-	a, err := d.write(ctx, key, func(f *os.File) (objHeader, error) {
-		h := objHeader{ETag: placeholderETag, Size: size, Metadata: md}
-		hb, err := encodeHeader(h)
-		if err != nil {
-			return h, err
-		}
-		if _, err := f.Write(hb); err != nil {
-			return h, err
-		}
+	a, err := d.write(ctx, key, size, func(f *os.File) (string, map[string]string, error) {
 		sum := newContentHash()
-		err = readSource(ctx, src, size, func(p []byte) error {
+		err := readSource(ctx, src, size, func(p []byte) error {
 			sum.Write(p)
 			_, err := f.Write(p)
 			return err
 		})
-		if err != nil {
-			return h, err
-		}
-		h.ETag = localETag(sum.Sum(nil), md)
-		final, err := encodeHeader(h)
-		if err != nil {
-			return h, err
-		}
-		if len(final) != len(hb) {
-			return h, fmt.Errorf("header length changed from %d to %d", len(hb), len(final))
-		}
-		_, err = f.WriteAt(final, 0)
-		return h, err
+		return localETag(sum.Sum(nil), md), md, err
 	}, check)
 	return a, wrap("upload", key, err)
 }
@@ -235,7 +297,7 @@ func (d *Dir) Copy(ctx context.Context, src, dst string, opts CopyOptions) (Attr
 	}
 	// The open file pins the source version whose ETag is checked, so the
 	// copy is of that version even if the source is replaced meanwhile.
-	f, sa, off, err := d.open(src)
+	f, sa, err := d.open(ctx, src)
 	if err != nil {
 		return Attrs{}, wrap("copy", src, err)
 	}
@@ -243,25 +305,30 @@ func (d *Dir) Copy(ctx context.Context, src, dst string, opts CopyOptions) (Attr
 	if err := checkCopy(sa.ETag, opts); err != nil {
 		return Attrs{}, wrap("copy", src, err)
 	}
-	// Same content and metadata: the whole file, header included, is the
-	// new object's file.
-	total := off + sa.Size
-	a, err := d.write(ctx, dst, func(t *os.File) (objHeader, error) {
-		err := writeDest(ctx, t, io.NewSectionReader(f, 0, total), total)
-		return objHeader{ETag: sa.ETag, Size: sa.Size, Metadata: sa.Metadata}, err
+	// Same content and metadata, so the same ETag.
+	a, err := d.write(ctx, dst, sa.Size, func(t *os.File) (string, map[string]string, error) {
+		err := writeDest(ctx, t, io.NewSectionReader(f, 0, sa.Size), sa.Size)
+		return sa.ETag, sa.Metadata, err
 	}, nil)
 	return a, wrap("copy", src, err)
 }
 
-// write publishes a new object at key: fill writes the object file into a
-// temporary file and returns its header; check, if not nil, is called with
-// the current object's state under the root's lock, and vetoes the write by
-// returning an error. The temporary file is removed on every failure.
-func (d *Dir) write(ctx context.Context, key string, fill func(*os.File) (objHeader, error),
+// write publishes a new object of size bytes at key: fill writes its
+// content into a temporary file and returns its ETag and metadata; check,
+// if not nil, is called with the current object's state under the root's
+// lock, and vetoes the write by returning an error. Temporary files are
+// removed on every failure. See dirobj.go for why the steps come in this
+// order.
+func (d *Dir) write(ctx context.Context, key string, size int64,
+	fill func(*os.File) (etag string, md map[string]string, err error),
 	check func(exists bool, etag string) error) (Attrs, error) {
 	path := d.path(key)
-	tmp, created, err := d.createTemp(filepath.Dir(path))
+	dir := filepath.Dir(path)
+	tmp, created, err := d.createTemp(dir)
 	if err != nil {
+		if created {
+			d.prune(dir)
+		}
 		return Attrs{}, err
 	}
 	committed := false
@@ -269,11 +336,25 @@ func (d *Dir) write(ctx context.Context, key string, fill func(*os.File) (objHea
 		if !committed {
 			tmp.Close()
 			os.Remove(tmp.Name())
+			if created {
+				d.prune(dir)
+			}
 		}
 	}()
-	h, err := fill(tmp)
+	etag, md, err := fill(tmp)
 	if err == nil {
 		err = tmp.Sync()
+	}
+	var fi fs.FileInfo
+	if err == nil {
+		fi, err = tmp.Stat()
+	}
+	var id uint64
+	if err == nil {
+		id, err = fileID(tmp, fi)
+	}
+	if err == nil && fi.Size() != size {
+		err = fmt.Errorf("%s: wrote %d bytes, not %d", tmp.Name(), fi.Size(), size)
 	}
 	if err == nil {
 		err = ctx.Err()
@@ -284,25 +365,37 @@ func (d *Dir) write(ctx context.Context, key string, fill func(*os.File) (objHea
 	if err := tmp.Close(); err != nil {
 		return Attrs{}, err
 	}
+	// A rename keeps the inode and the modification time: this describes
+	// the object file once it is in place.
+	v := &objVersion{ETag: etag, Size: size, Ino: id, MtimeNS: fi.ModTime().UnixNano(), Metadata: md}
 
 	unlock, err := d.lock(ctx)
 	if err != nil {
 		return Attrs{}, err
 	}
 	defer unlock()
-	if check != nil {
-		exists, etag, err := d.current(key)
-		if err != nil {
-			return Attrs{}, err
-		}
-		if err := check(exists, etag); err != nil {
-			return Attrs{}, err
+	exists, prev, err := d.current(ctx, path, check)
+	if err != nil {
+		return Attrs{}, err
+	}
+	side := sidecarPath(path)
+	if err := writeSidecar(ctx, dir, side, sidecar{Current: v, Previous: prev}); err != nil {
+		return Attrs{}, err
+	}
+	// The new sidecar is in place, still describing the old file through
+	// prev. If the content does not follow it, a sidecar with no object
+	// beside it is litter: remove it.
+	undo := func() {
+		if !exists {
+			os.Remove(side)
 		}
 	}
-	if err := ctx.Err(); err != nil {
+	if err := syncDir(dir); err != nil {
+		undo()
 		return Attrs{}, err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
+		undo()
 		if fi, serr := os.Lstat(path); serr == nil && fi.IsDir() {
 			return Attrs{}, fmt.Errorf("%s is a directory: %w", path, errConflict)
 		}
@@ -311,27 +404,76 @@ func (d *Dir) write(ctx context.Context, key string, fill func(*os.File) (objHea
 	committed = true
 	// From here on the new object is visible; an error only means it may
 	// not survive a crash.
-	if err := d.syncParents(filepath.Dir(path), created); err != nil {
+	if err := d.syncParents(dir, created); err != nil {
 		return Attrs{}, err
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return Attrs{}, err
-	}
-	return Attrs{Key: key, Size: h.Size, ETag: h.ETag, ModTime: fi.ModTime(), Metadata: cloneMetadata(h.Metadata)}, nil
+	return Attrs{Key: key, Size: size, ETag: etag, ModTime: fi.ModTime(), Metadata: cloneMetadata(md)}, nil
 }
 
-// current reports whether an object exists at key and its ETag.
-func (d *Dir) current(key string) (exists bool, etag string, err error) {
-	f, a, _, err := d.open(key)
-	if errors.Is(err, ErrNotFound) {
-		return false, "", nil
+// current looks, under the root's lock, at the object file a write is
+// about to replace: it reports whether there is one and the sidecar entry
+// that describes it, if any, and calls check, if not nil, with its ETag.
+// A directory at path is a conflict.
+func (d *Dir) current(ctx context.Context, path string, check func(exists bool, etag string) error) (exists bool, v *objVersion, err error) {
+	f, fi, v, err := openVersion(path, false)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+			return false, nil, fmt.Errorf("%s is a directory: %w", path, errConflict)
+		}
+		if check != nil {
+			err = check(false, "")
+		} else {
+			err = nil
+		}
+		return false, nil, err
+	case err != nil:
+		return false, nil, err
 	}
+	defer f.Close()
+	if check == nil {
+		return true, v, nil
+	}
+	var etag string
+	if v != nil {
+		etag = v.ETag
+	} else if etag, err = contentETag(ctx, f, fi.Size()); err != nil {
+		return false, nil, err
+	}
+	return true, v, check(true, etag)
+}
+
+// writeSidecar writes s to a temporary file in dir, fsyncs it and, unless
+// ctx is done, renames it to path. The temporary file is removed on every
+// failure.
+func writeSidecar(ctx context.Context, dir, path string, s sidecar) (err error) {
+	js, err := json.Marshal(s)
 	if err != nil {
-		return false, "", err
+		return err
 	}
-	f.Close()
-	return true, a.ETag, nil
+	f, err := os.CreateTemp(dir, tempPattern)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(js); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // createTemp creates a temporary file (mode 0600) in dir, creating dir and
@@ -420,6 +562,11 @@ func (d *Dir) Delete(ctx context.Context, key string) error {
 	return wrap("delete", key, d.remove(ctx, key))
 }
 
+// remove deletes the object file at key, then its sidecar: in this order,
+// a reader that opened the file before it went either finds the sidecar
+// that describes it or, finding none, sees that the file is gone and
+// reports no object (see dirobj.go). A sidecar without its object, as a
+// crash can leave, goes too.
 func (d *Dir) remove(ctx context.Context, key string) error {
 	unlock, err := d.lock(ctx)
 	if err != nil {
@@ -428,26 +575,49 @@ func (d *Dir) remove(ctx context.Context, key string) error {
 	defer unlock()
 	path := d.path(key)
 	fi, err := os.Lstat(path)
-	if isNotExist(err) || err == nil && fi.IsDir() {
+	switch {
+	case err == nil && fi.IsDir():
 		return nil
-	}
-	if err != nil {
+	case err != nil && !isNotExist(err):
 		return err
 	}
-	if err := os.Remove(path); err != nil && !isNotExist(err) {
+	removed := false
+	if err == nil {
+		if err := os.Remove(path); err != nil && !isNotExist(err) {
+			return err
+		}
+		removed = true
+	}
+	switch err := os.Remove(sidecarPath(path)); {
+	case err == nil:
+		removed = true
+	case !isNotExist(err):
 		return err
+	}
+	if !removed {
+		return nil
 	}
 	dir := filepath.Dir(path)
 	if err := syncDir(dir); err != nil {
 		return err
 	}
-	// Remove the directories this leaves empty, so that their names are
-	// free for objects again. os.Remove refuses a non-empty directory,
-	// including one holding another writer's temporary file.
-	for dir != d.root && len(dir) > len(d.root) && os.Remove(dir) == nil {
+	d.prune(dir)
+	return nil
+}
+
+// prune removes dir, which is under the root, if it is empty, and so on
+// up to the root, so that the names of directories no object needs are
+// free for objects again. os.Remove refuses a non-empty directory,
+// including one holding another writer's temporary file, and a writer
+// whose directory goes between its creation and the temporary file's
+// makes it again (see createTemp).
+func (d *Dir) prune(dir string) {
+	for dir != d.root && len(dir) > len(d.root) {
+		if err := os.Remove(dir); err != nil && !isNotExist(err) {
+			return
+		}
 		dir = filepath.Dir(dir)
 	}
-	return nil
 }
 
 // List implements Bucket.
@@ -462,10 +632,10 @@ func (d *Dir) List(ctx context.Context, opts ListOptions) (ListPage, error) {
 	page, next := pageKeys(keys, opts)
 	out := ListPage{NextToken: next, Objects: make([]Attrs, 0, len(page))}
 	for _, k := range page {
-		f, a, _, err := d.open(k)
+		f, a, err := d.open(ctx, k)
 		switch {
-		case errors.Is(err, ErrNotFound), errors.Is(err, errForeign):
-			// Deleted since the walk, or not Dir's: not an object.
+		case errors.Is(err, ErrNotFound):
+			// Deleted since the walk.
 			continue
 		case err != nil:
 			return ListPage{}, wrap("list", opts.Prefix, err)

@@ -45,10 +45,16 @@
 // [S3] ([NewS3]) keeps objects in an S3 bucket, on AWS or an S3-compatible
 // service; conditions are enforced by the server.
 //
-// [Dir] ([NewDir]) keeps them as files under a local directory, one file
-// per object with its metadata in a small header, written to a temporary
-// file and renamed into place. Conditional writes are serialised by a lock
-// file, so several processes can share one directory.
+// [Dir] ([NewDir]) keeps them as files under a local directory: the object
+// at key "db/app.db" is the file DIR/db/app.db, holding exactly the
+// object's content, so a snapshot there is a SQLite database that sqlite3
+// opens in place, and a file copied into the directory is an object. The
+// ETag and metadata live beside it in a hidden sidecar,
+// DIR/db/.bucketsqlite.app.db.meta, which describes one version of the
+// file: a file replaced or edited by other means reads as an object
+// without metadata, with an ETag computed from its content. Writes go to
+// temporary files renamed into place; conditional writes are serialised
+// by a lock file, so several processes can share one directory.
 //
 // [Memory] ([NewMemory]) keeps them in process memory, for tests and
 // examples. [Mem] returns a memory bucket by name, the same one for every

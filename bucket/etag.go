@@ -15,8 +15,8 @@ import (
 // metadata in key order, each string length-prefixed so that no two
 // different maps encode alike. It is quoted, like an HTTP entity tag.
 
-// etagLen is the length of every local ETag, quotes included. Dir relies on
-// it being fixed to write an object's header before its content is hashed.
+// etagLen is the length of every local ETag, quotes included. Dir checks
+// the ETags it reads from its sidecars against it.
 const etagLen = 2 + 32
 
 // newContentHash returns the hash that an object's content is streamed
