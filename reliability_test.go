@@ -335,3 +335,77 @@ func TestLocalUnconfirmedUploadIsNotDivergence(t *testing.T) {
 		})
 	}
 }
+
+// TestDriverLocalRestoreFaults reopens a persistent working copy, clean
+// or with unflushed writes, through each fault on the Stat that
+// reconciles it with the bucket: the open fails with an error or succeeds
+// honestly (a lying Stat costs a download, or is refused as a
+// divergence), the working copy never loses a write, the bucket is not
+// changed by a failed open, and once the faults stop the database opens
+// with everything and flushes it.
+func TestDriverLocalRestoreFaults(t *testing.T) {
+	for _, dirty := range []bool{false, true} {
+		for _, f := range faults {
+			t.Run(fmt.Sprintf("dirty=%v/%s", dirty, f), func(t *testing.T) {
+				inner := bucket.NewMemory()
+				fb := faulty.New(inner)
+				local := filepath.Join(t.TempDir(), "work.db")
+				db, _ := openFaulty(t, fb, "app.db", local)
+				mustExec(t, db, "CREATE TABLE t(x INTEGER PRIMARY KEY)")
+				insert(t, db, 300)
+				if _, err := driver.Flush(ctx, db); err != nil {
+					t.Fatal(err)
+				}
+				if dirty {
+					insert(t, db, 5)
+					fb.Inject(faulty.Any, faulty.Every, faulty.Fail(nil)) // Close cannot flush
+				}
+				want := rowsOf(t, db)
+				if err := db.Close(); (err != nil) != dirty {
+					t.Fatalf("Close: %v", err)
+				}
+				fb.Clear()
+				orig, err := inner.Stat(ctx, "app.db")
+				if err != nil {
+					t.Fatal(err)
+				}
+
+				db, _ = openFaulty(t, fb, "app.db", local)
+				rule := fb.Inject(faulty.Stat, 1, f)
+				pctx, cancel := context.WithTimeout(ctx, hangBound)
+				err = db.PingContext(pctx)
+				cancel()
+				if rule.Fired() != 1 {
+					t.Fatalf("the fault fired %d times", rule.Fired())
+				}
+				t.Logf("ping: %v", err)
+				lying := f.String() == "lie" || strings.HasPrefix(f.String(), "truncate-silently")
+				switch {
+				case honest(faulty.Stat, f) && err != nil:
+					t.Fatalf("Ping = %v; want success", err)
+				case !honest(faulty.Stat, f) && !lying && err == nil:
+					t.Fatal("Ping returned nil: the fault went unnoticed")
+				case lying && dirty && !errors.Is(err, driver.ErrDiverged):
+					t.Fatalf("Ping with unflushed writes and a lying Stat = %v; want ErrDiverged", err)
+				case err != nil && !strings.Contains(err.Error(), "app.db") && !strings.Contains(err.Error(), local):
+					t.Errorf("error names neither the snapshot nor the working copy: %v", err)
+				}
+				if err != nil {
+					if st, serr := inner.Stat(ctx, "app.db"); serr != nil || st.ETag != orig.ETag {
+						t.Fatal("a failed open changed the bucket")
+					}
+				}
+				fb.Clear()
+				if got := rowsOf(t, db); got != want {
+					t.Fatal("the working copy lost writes")
+				}
+				if err := db.Close(); err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+				if got, err := bucketRows(t, inner, "app.db"); err != nil || got != want {
+					t.Fatalf("the bucket lacks writes after Close: %v", err)
+				}
+			})
+		}
+	}
+}
