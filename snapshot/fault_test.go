@@ -14,6 +14,7 @@ import (
 
 	"github.com/buckethead/bucketsqlite/bucket"
 	"github.com/buckethead/bucketsqlite/bucket/faulty"
+	"github.com/buckethead/bucketsqlite/internal/s3test"
 	"github.com/buckethead/bucketsqlite/snapshot"
 )
 
@@ -67,11 +68,7 @@ func restored(t testing.TB, b bucket.Bucket, key string) (string, error) {
 // state, the source database keeps every committed write, and once the
 // faults stop the next flush succeeds and the bucket holds everything.
 func TestFlushFaults(t *testing.T) {
-	type step struct {
-		op    faulty.Op
-		first bool // the first flush to the key (If-None-Match, nothing to keep)
-	}
-	steps := []step{
+	steps := []flushStep{
 		{faulty.Copy, false},
 		{faulty.Upload, false},
 		{faulty.Stat, false},
@@ -87,6 +84,32 @@ func TestFlushFaults(t *testing.T) {
 	size := pf.Size
 	pf.Remove()
 
+	var srv *s3test.Server
+	for _, be := range []string{"mem", "s3"} {
+		if be == "s3" {
+			srv = s3test.Start(t)
+		}
+		newInner := func(t *testing.T) bucket.Bucket {
+			if be == "mem" {
+				return bucket.NewMemory()
+			}
+			b, err := bucket.NewS3(ctx, bucket.S3Config{Bucket: srv.NewBucket(t, ""), Client: srv.Client()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		t.Run(be, func(t *testing.T) { flushFaultMatrix(t, steps, size, newInner) })
+	}
+}
+
+type flushStep struct {
+	op    faulty.Op
+	first bool // the first flush to the key (If-None-Match, nothing to keep)
+}
+
+func flushFaultMatrix(t *testing.T, steps []flushStep, size int64, newInner func(*testing.T) bucket.Bucket) {
+	var err error
 	for _, st := range steps {
 		for _, fault := range flushFaults(size) {
 			name := fmt.Sprintf("%s/%s", st.op, fault)
@@ -94,7 +117,7 @@ func TestFlushFaults(t *testing.T) {
 				name = "first-" + name
 			}
 			t.Run(name, func(t *testing.T) {
-				inner := bucket.NewMemory()
+				inner := newInner(t)
 				fb := faulty.New(inner)
 				tmp := t.TempDir()
 				src := newDB(t, "WAL")
