@@ -171,9 +171,9 @@ func TestNetworkCutMidUpload(t *testing.T) {
 		cfg  bucket.S3Config
 	}{
 		{"single-put", 1000, bucket.S3Config{}},
-		// 5 MiB parts: a 12 MiB snapshot goes in three parts, and the cut
+		// 5 MiB parts: a 7 MiB snapshot goes in two parts, and the cut
 		// lands in one of them.
-		{"multipart", 12000, bucket.S3Config{PartSize: 5 << 20}},
+		{"multipart", 7000, bucket.S3Config{PartSize: 5 << 20}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newProxied(t)
