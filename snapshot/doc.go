@@ -43,6 +43,15 @@
 // storing it, or stored only in part, makes Flush return an error instead
 // of nil.
 //
+// A failed Flush does not mean nothing reached the bucket: a response lost
+// to a cut connection or a deadline, or an unconfirmed upload, can hide a
+// write that landed. The next conditional write then fails on the
+// caller's own object. Pass the SnapshotHash of every failed flush since
+// the last success in FlushOptions.Unconfirmed: Flush recognises those
+// objects (by the SHA-256 in their metadata) and replaces them instead of
+// reporting ErrConflict. Without that, Flush still recognises an object
+// holding exactly the snapshot it is flushing.
+//
 // # Restoring
 //
 // Restore downloads the snapshot into a private temp file, verifies it
@@ -51,7 +60,31 @@
 // same into a file path, with an atomic rename, which is how the
 // bucketsqlite driver builds its working copy. A snapshot that fails
 // verification is ErrCorrupt and the destination is left as it was; a
-// missing snapshot is reported as not found (false), not as an error.
+// missing snapshot is reported as not found (false), not as an error,
+// once a List shows the bucket itself answers (a missing bucket is an
+// error, never an empty database).
+//
+// # What is checked, and what cannot be
+//
+// Caught: a snapshot damaged in the bucket or in transit (its SHA-256,
+// recorded at upload, no longer matches), cut short (size, header), or
+// not SQLite; an upload acknowledged but not stored, stored in part, or
+// overwritten by another writer (the confirming Stat, the conditional
+// write); a download cut short or reported complete when it was not.
+//
+// Not caught, and why:
+//   - A bucket that lies consistently, in its Stat as well as its Upload:
+//     Flush asks the bucket what it holds; only a full download would go
+//     further, at the cost of the upload again.
+//   - A copy to KEY.prev reported but not made: checking it would cost a
+//     request on every flush, for a backup copy.
+//   - Damage inside a record's value in a snapshot without the sha256
+//     metadata (written by the Python original or by hand): PRAGMA
+//     integrity_check verifies structure and indexes, not values.
+//   - A backend that tears writes (stores a prefix under the key) can
+//     leave a torn object at KEY until the next successful flush replaces
+//     it: Restore refuses it with ErrCorrupt, and KEY.prev, when kept,
+//     holds the previous snapshot.
 //
 // # Errors
 //
