@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
@@ -93,6 +94,20 @@ func (t *s3Transfer) thresholdFor(size int64) int64 {
 	return s3DefaultThreshold
 }
 
+// SHA256Source is an Upload source that knows the SHA-256 of its bytes,
+// such as a snapshot hashed when it was taken. The S3 backend signs a
+// single-request upload with that hash (x-amz-content-sha256) instead of
+// reading the whole source once more to compute it before sending it;
+// the service checks the bytes it receives against it, so a hash that
+// does not match them fails the upload and leaves the previous object
+// in place. Multipart uploads hash each part as usual.
+type SHA256Source interface {
+	io.ReaderAt
+	// SHA256 returns the lower-case hex SHA-256 of the bytes at offsets 0
+	// to size-1, size being what Upload is given.
+	SHA256() string
+}
+
 // upload stores size bytes of src at key. Nothing is buffered whole: both
 // the single PutObject and the parts read sections of src, which must be
 // seekable for signing over plain HTTP.
@@ -115,7 +130,11 @@ func (t *s3Transfer) upload(ctx context.Context, bucket, key string, src io.Read
 
 	if size <= t.thresholdFor(size) {
 		in.ContentLength = aws.Int64(size)
-		out, err := t.client.PutObject(ctx, in)
+		var signed []func(*s3.Options)
+		if h, ok := src.(SHA256Source); ok {
+			signed = append(signed, withPayloadHash(h.SHA256()))
+		}
+		out, err := t.client.PutObject(ctx, in, signed...)
 		if err != nil {
 			return Attrs{}, s3Error(ctx, err, opts.IfMatch != "")
 		}
@@ -146,6 +165,23 @@ func (t *s3Transfer) upload(ctx context.Context, bucket, key string, src io.Read
 	a.ETag = aws.ToString(out.ETag)
 	a.ModTime = done.get()
 	return a, nil
+}
+
+// withPayloadHash makes a request sign hash as its payload's SHA-256,
+// which the SDK otherwise computes by reading the body before sending it
+// (over plain HTTP; over HTTPS it sends UNSIGNED-PAYLOAD, which a known
+// hash replaces, so the service verifies the bytes there too).
+func withPayloadHash(hash string) func(*s3.Options) {
+	return func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("bucketsqlite.payloadHash",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (
+					middleware.FinalizeOutput, middleware.Metadata, error,
+				) {
+					return next.HandleFinalize(v4.SetPayloadHash(ctx, hash), in)
+				}), "ResolveEndpointV2", middleware.After)
+		})
+	}
 }
 
 // abort aborts a multipart upload, even though ctx is done.
