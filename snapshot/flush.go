@@ -29,17 +29,38 @@ type File struct {
 // Path is the temp file's path.
 func (f *File) Path() string { return f.path }
 
-// Remove closes and deletes the temp file. It is safe to call twice.
+// Remove deletes the temp file. It is safe to call twice.
+//
+// The name is gone when Remove returns; the file itself is closed, and
+// its space and cached pages released, in the background: for a large
+// snapshot that takes the kernel a while, and nobody needs to wait for it.
 func (f *File) Remove() error {
 	if f == nil || f.f == nil {
 		return nil
 	}
-	f.f.Close()
 	err := os.Remove(f.path)
+	if err == nil {
+		go f.f.Close()
+	} else {
+		// Some systems (Windows) remove no open file.
+		f.f.Close()
+		err = os.Remove(f.path)
+	}
 	os.Remove(f.path + "-journal")
 	f.f = nil
 	return err
 }
+
+// hashedFile is what Publish uploads: the snapshot's bytes, and the
+// SHA-256 they hashed to when it was taken (bucket.SHA256Source), so that
+// the upload does not read the whole file once more to hash it, and the
+// service checks what it receives against the hash in the metadata.
+type hashedFile struct{ f *File }
+
+var _ bucket.SHA256Source = hashedFile{}
+
+func (h hashedFile) ReadAt(p []byte, off int64) (int, error) { return h.f.f.ReadAt(p, off) }
+func (h hashedFile) SHA256() string                          { return h.f.Hash }
 
 // Take makes a consistent snapshot of src's main database in a private
 // (0600) temp file in dir (os.TempDir() when empty), with SQLite's online
@@ -174,7 +195,7 @@ func publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts Flu
 		}
 		res.KeptPrevious = kept
 	}
-	attrs, err := b.Upload(ctx, key, f.f, f.Size, write)
+	attrs, err := b.Upload(ctx, key, hashedFile{f}, f.Size, write)
 	if err != nil {
 		if errors.Is(err, bucket.ErrPrecondition) {
 			return res, &Error{Op: "flush", Key: key, Kind: ErrConflict, Err: err}
