@@ -481,7 +481,9 @@ func s3Error(ctx context.Context, err error, ifMatch bool) error {
 		code == "ConditionalRequestConflict":
 		return fmt.Errorf("%w: %w", ErrPrecondition, err)
 	case errors.As(err, &notFound) || errors.As(err, &noKey) || code == "NoSuchKey" || code == "NotFound" ||
-		status == http.StatusNotFound && code != "NoSuchUpload":
+		status == http.StatusNotFound && code == "":
+		// A 404 with another code (versitygw answers an unknown access
+		// key with XAdminUserNotFound) is not a missing object.
 		if ifMatch {
 			return fmt.Errorf("%w: no object to match (if-match): %w", ErrPrecondition, err)
 		}
