@@ -47,7 +47,7 @@ func RestoreConn(ctx context.Context, dst *sqlite3.SQLiteConn, b bucket.Bucket, 
 	}
 	defer removeDB(tmp.Name())
 	defer tmp.Close()
-	info, src, err := fetch(ctx, b, key, tmp, opts.Check)
+	info, src, err := fetch(ctx, b, key, tmp, opts.Check, false)
 	if err != nil || !info.Found {
 		return info, err
 	}
@@ -85,14 +85,11 @@ func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts Re
 			removeDB(tmp.Name())
 		}
 	}()
-	info, src, err := fetch(ctx, b, key, tmp, opts.Check)
+	info, src, err := fetch(ctx, b, key, tmp, opts.Check, true)
 	if err != nil || !info.Found {
 		return info, err
 	}
 	if err := src.Close(); err != nil {
-		return Info{}, fail("restore", key, err)
-	}
-	if err := tmp.Sync(); err != nil {
 		return Info{}, fail("restore", key, err)
 	}
 	for _, side := range []string{"-wal", "-shm", "-journal"} {
@@ -111,10 +108,14 @@ func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts Re
 	return info, nil
 }
 
-// fetch downloads key into tmp and verifies it. On success it returns an
-// open read-only connection to tmp; on a missing object, Found false.
-func fetch(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, c Check) (Info, *sqlite3.SQLiteConn, error) {
-	attrs, err := b.Download(ctx, key, tmp)
+// fetch downloads key into tmp and verifies it, and with sync, fsyncs tmp
+// (while the integrity check runs). On success it returns an open
+// read-only connection to tmp; on a missing object, Found false.
+func fetch(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, c Check, sync bool) (Info, *sqlite3.SQLiteConn, error) {
+	// The download is hashed as it arrives: no second pass over the file.
+	hw := newHashingWriter(tmp)
+	defer hw.stop()
+	attrs, err := b.Download(ctx, key, hw)
 	if errors.Is(err, bucket.ErrNotFound) {
 		// A 404 also answers a GET in a bucket that does not exist, and,
 		// on some services, one signed with an unknown access key. Calling
@@ -128,7 +129,7 @@ func fetch(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, c Che
 	if err != nil {
 		return Info{}, nil, fail("restore", key, err)
 	}
-	hash, size, err := hashFile(tmp)
+	hash, size, err := hw.Sum()
 	if err != nil {
 		return Info{}, nil, fail("restore", key, fmt.Errorf("hash download: %w", err))
 	}
@@ -144,16 +145,30 @@ func fetch(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, c Che
 	if err := setRollbackHeader(tmp); err != nil {
 		return Info{}, nil, fail("restore", key, err)
 	}
+	// The fsync writes the file back to disk while the integrity check,
+	// which only reads it, runs on the other core.
+	synced := make(chan error, 1)
+	if sync {
+		go func() { synced <- tmp.Sync() }()
+	} else {
+		synced <- nil
+	}
 	src, err := openConn(tmp.Name(), url.Values{"mode": {"ro"}})
 	if err != nil {
+		<-synced
 		return Info{}, nil, corrupt("restore", key, "not a valid SQLite file: %w", err)
 	}
 	if err := check(ctx, src, c); err != nil {
 		src.Close()
+		<-synced
 		if ctx.Err() != nil {
 			return Info{}, nil, fail("restore", key, ctx.Err())
 		}
 		return Info{}, nil, corrupt("restore", key, "failed %s integrity check: %w", c, err)
+	}
+	if err := <-synced; err != nil {
+		src.Close()
+		return Info{}, nil, fail("restore", key, err)
 	}
 	return Info{Found: true, ETag: attrs.ETag, SnapshotHash: hash, Size: size}, src, nil
 }

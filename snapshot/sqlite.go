@@ -4,9 +4,7 @@ package snapshot
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql/driver"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -145,16 +143,6 @@ func setRollbackHeader(f *os.File) error {
 	}
 	_, err := f.WriteAt([]byte{1, 1}, headerVersionOffset)
 	return err
-}
-
-// hashFile returns the hex SHA-256 and the size of f's contents.
-func hashFile(f *os.File) (string, int64, error) {
-	h := sha256.New()
-	n, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62))
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // tempFile creates a private (0600) temp file in dir (os.TempDir() when
