@@ -103,6 +103,11 @@ type Connector struct {
 	// never taken before flushMu, so commits never wait for a flush.
 	dirtyMu     sync.Mutex
 	dirtyOnDisk bool
+	// dirtyMarked mirrors dirtyOnDisk for the commit hook: while it is
+	// set the state on disk already says dirty, and a commit takes no
+	// lock. recordSynced clears it before reading the commit count, so a
+	// commit that saw it set is one that count includes.
+	dirtyMarked atomic.Bool
 	synced      syncState // what the bucket holds, for the commit hook
 
 	stop      chan struct{}
@@ -441,6 +446,7 @@ func (c *Connector) restore(ctx context.Context) error {
 	}
 	c.dirtyMu.Lock()
 	c.dirtyOnDisk, c.synced = mustFlush, synced
+	c.dirtyMarked.Store(mustFlush)
 	c.dirtyMu.Unlock()
 	c.flushMu.Lock()
 	c.flushConn = flushConn.(*sqlite3.SQLiteConn)
@@ -475,7 +481,7 @@ func (c *Connector) hashLocal(ctx context.Context) (string, error) {
 // copy is ahead of the bucket before the first such commit completes.
 func (c *Connector) onCommit() int {
 	c.commits.Add(1)
-	if !c.persist {
+	if !c.persist || c.dirtyMarked.Load() {
 		return 0
 	}
 	c.dirtyMu.Lock()
@@ -491,5 +497,6 @@ func (c *Connector) onCommit() int {
 		return 1
 	}
 	c.dirtyOnDisk = true
+	c.dirtyMarked.Store(true)
 	return 0
 }

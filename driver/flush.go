@@ -233,13 +233,16 @@ func (c *Connector) recordSynced(res snapshot.Result, n0 uint64) error {
 	if !c.persist {
 		return nil
 	}
+	c.dirtyMarked.Store(false) // from here on, commits wait for the record
 	st := c.synced
 	st.Dirty = c.commits.Load() != n0
 	if err := writeState(c.local, st); err != nil {
 		c.dirtyOnDisk = true // unknown: let the next commit rewrite it
+		c.dirtyMarked.Store(true)
 		return err
 	}
 	c.dirtyOnDisk = st.Dirty
+	c.dirtyMarked.Store(st.Dirty)
 	return nil
 }
 
