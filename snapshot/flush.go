@@ -24,6 +24,11 @@ type File struct {
 	Hash string
 	// Size is the file's length in bytes.
 	Size int64
+	// DataVersion is the source connection's PRAGMA data_version in the
+	// read transaction the snapshot was copied in: as long as DataVersion
+	// on that connection still returns it, nothing was committed since,
+	// and a new snapshot would hold the same.
+	DataVersion int64
 }
 
 // Path is the temp file's path.
@@ -72,7 +77,11 @@ func (h hashedFile) SHA256() string                          { return h.f.Hash }
 // journal mode is, so that the uploaded file opens on its own, with no
 // -wal file, in the sqlite3 shell or any other SQLite. Two snapshots of an
 // unchanged database are byte-identical, which is what lets Flush skip
-// uploads by hash.
+// uploads by hash. File.DataVersion tells, without taking another, whether
+// a new snapshot could differ.
+//
+// Unless src is inside a transaction of its own, Take opens and ends a
+// read transaction on it (BEGIN, ROLLBACK).
 func Take(ctx context.Context, src *sqlite3.SQLiteConn, dir string) (_ *File, err error) {
 	tmp, err := tempFile(dir, ".bucketsqlite-snapshot-*.db")
 	if err != nil {
@@ -89,7 +98,7 @@ func Take(ctx context.Context, src *sqlite3.SQLiteConn, dir string) (_ *File, er
 	if err != nil {
 		return nil, fmt.Errorf("open temp database: %w", err)
 	}
-	err = backup(ctx, dst, src)
+	f.DataVersion, err = backupVersion(ctx, dst, src)
 	if cerr := dst.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close temp database: %w", cerr)
 	}

@@ -78,6 +78,75 @@ func backup(ctx context.Context, dst, src *sqlite3.SQLiteConn) (err error) {
 	}
 }
 
+// backupVersion backs up src into dst, as backup does, and returns src's
+// data version in the same read transaction: the version of exactly the
+// state copied. The transaction ends before backupVersion returns, unless
+// src was already inside one of its own.
+func backupVersion(ctx context.Context, dst, src *sqlite3.SQLiteConn) (_ int64, err error) {
+	if src.AutoCommit() {
+		if _, err := src.ExecContext(ctx, "BEGIN", nil); err != nil {
+			return 0, fmt.Errorf("begin read transaction: %w", err)
+		}
+		defer func() {
+			// Even when ctx is done: the read transaction must end.
+			if _, rerr := src.ExecContext(context.Background(), "ROLLBACK", nil); rerr != nil && err == nil {
+				err = fmt.Errorf("end read transaction: %w", rerr)
+			}
+		}()
+	}
+	// The first read of the transaction pins the state the backup copies.
+	// In rollback-journal mode it waits for a writer's lock, as a backup
+	// step would: retried, with the same backoff, until ctx ends.
+	var v int64
+	for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
+		if v, err = DataVersion(ctx, src); !isBusy(err) {
+			break
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, fmt.Errorf("backup: database stayed busy: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	return v, backup(ctx, dst, src)
+}
+
+// isBusy reports whether err is SQLITE_BUSY or SQLITE_LOCKED: another
+// connection holds a lock that is needed.
+func isBusy(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
+}
+
+// DataVersion returns conn's PRAGMA data_version
+// (https://sqlite.org/pragma.html#pragma_data_version), which changes
+// whenever another connection commits to the database. Compare it with a
+// snapshot's File.DataVersion, taken on the same connection, to know
+// whether the database changed since, at the cost of reading the WAL
+// index (or, in rollback-journal mode, the file's header): no copy, no
+// hash.
+func DataVersion(ctx context.Context, conn *sqlite3.SQLiteConn) (int64, error) {
+	rows, err := conn.QueryContext(ctx, "PRAGMA data_version", nil)
+	if err != nil {
+		return 0, fmt.Errorf("data version: %w", err)
+	}
+	defer rows.Close()
+	vals := make([]driver.Value, 1)
+	if err := rows.Next(vals); err != nil {
+		return 0, fmt.Errorf("data version: %w", err)
+	}
+	v, ok := vals[0].(int64)
+	if !ok {
+		return 0, fmt.Errorf("data version: got %T", vals[0])
+	}
+	return v, nil
+}
+
 // check runs the integrity check c on conn and returns a description of the
 // first problems found, or nil when the database is sound.
 func check(ctx context.Context, conn *sqlite3.SQLiteConn, c Check) error {
