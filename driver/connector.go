@@ -81,17 +81,22 @@ type Connector struct {
 	lockFile *os.File
 	persist  bool // local is persistent: track dirtiness on disk
 
-	// commits counts commits on every pooled connection (commit hook).
+	// commits counts commits on every pooled connection of a persistent
+	// working copy (commit hook), for its dirty flag on disk. A temporary
+	// working copy has no commit hook.
 	commits atomic.Uint64
 
 	// flushMu serializes flushes and guards the fields below it.
-	flushMu    sync.Mutex
-	flushConn  *sqlite3.SQLiteConn
-	etag       string
-	lastHash   string
-	flushedN   uint64 // commits included in the bucket's snapshot
-	mustFlush  bool   // working copy may be ahead of the bucket
-	conflicted bool
+	flushMu   sync.Mutex
+	flushConn *sqlite3.SQLiteConn
+	etag      string
+	lastHash  string
+	// flushedVersion is flushConn's data version in the bucket's
+	// snapshot: while flushConn still reports it, nothing was committed
+	// since, and a flush has nothing to do.
+	flushedVersion int64
+	mustFlush      bool // working copy may be ahead of the bucket
+	conflicted     bool
 	// unconfirmed holds the hashes of the flushes that failed since the
 	// last success: their uploads may have landed (FlushOptions.Unconfirmed).
 	unconfirmed []string
@@ -175,10 +180,17 @@ func NewConnector(cfg *Config, opts ...Option) (*Connector, error) {
 	if err := acquire(c.id, c.where()); err != nil {
 		return nil, err
 	}
-	c.sqlite = &sqlite3.SQLiteDriver{ConnectHook: func(conn *sqlite3.SQLiteConn) error {
-		conn.RegisterCommitHook(c.onCommit)
-		return nil
-	}}
+	// A flush learns whether anything was committed from the data
+	// version (snapshot.DataVersion): commits themselves cost nothing
+	// extra. Only a persistent working copy hooks them, to record on disk
+	// that it is ahead of the bucket before the first one lands.
+	c.sqlite = &sqlite3.SQLiteDriver{}
+	if c.persist {
+		c.sqlite.ConnectHook = func(conn *sqlite3.SQLiteConn) error {
+			conn.RegisterCommitHook(c.onCommit)
+			return nil
+		}
+	}
 	return c, nil
 }
 
@@ -435,6 +447,11 @@ func (c *Connector) restore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bucketsqlite: open working copy %s: %w", c.local, err)
 	}
+	version, err := snapshot.DataVersion(ctx, flushConn.(*sqlite3.SQLiteConn))
+	if err != nil {
+		flushConn.Close()
+		return fmt.Errorf("bucketsqlite: read working copy %s: %w", c.local, err)
+	}
 	synced := syncState{Bucket: c.cfg.Bucket, Key: key, ETag: etag, SHA256: hash}
 	if c.persist {
 		st := synced
@@ -451,7 +468,7 @@ func (c *Connector) restore(ctx context.Context) error {
 	c.flushMu.Lock()
 	c.flushConn = flushConn.(*sqlite3.SQLiteConn)
 	c.etag, c.lastHash, c.mustFlush = etag, hash, mustFlush
-	c.flushedN = c.commits.Load()
+	c.flushedVersion = version
 	c.stats.Restored = restored.Found
 	c.stats.RestoredBytes = restored.Size
 	c.stats.ETag, c.stats.LastHash = etag, hash
@@ -476,12 +493,12 @@ func (c *Connector) hashLocal(ctx context.Context) (string, error) {
 	return f.Hash, nil
 }
 
-// onCommit is every pooled connection's commit hook. It counts commits
-// and, for a persistent working copy, records on disk that the working
-// copy is ahead of the bucket before the first such commit completes.
+// onCommit is the commit hook of every pooled connection to a persistent
+// working copy. It counts commits and records on disk that the working
+// copy is ahead of the bucket before the first commit since a flush lands.
 func (c *Connector) onCommit() int {
 	c.commits.Add(1)
-	if !c.persist || c.dirtyMarked.Load() {
+	if c.dirtyMarked.Load() {
 		return 0
 	}
 	c.dirtyMu.Lock()

@@ -70,6 +70,7 @@
 //		...
 //	})
 //
-// Do not replace its commit hook: the driver counts commits with it to
-// know when a flush has something to do.
+// With a persistent working copy (local=PATH), do not replace its commit
+// hook: the driver records with it, before the first commit since a flush
+// lands, that the working copy is ahead of the bucket.
 package driver

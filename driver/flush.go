@@ -123,13 +123,13 @@ func (c *Connector) flush(ctx context.Context, why string) (FlushResult, error) 
 		return FlushResult{Idle: true}, nil
 	}
 	c.stats.Flushes++
-	if !c.mustFlush && c.commits.Load() == c.flushedN {
+	if c.idle(ctx) {
 		c.stats.Skips++
 		c.stats.LastFlush = time.Now()
 		c.stats.LastError = nil
 		return FlushResult{Result: snapshot.Result{SnapshotHash: c.lastHash, ETag: c.etag}, Idle: true}, nil
 	}
-	res, n0, err := c.flushLocked(ctx)
+	res, mark, err := c.flushLocked(ctx)
 	if err != nil {
 		if res.SnapshotHash != c.lastHash {
 			c.unconfirmed = addHash(c.unconfirmed, res.SnapshotHash)
@@ -142,7 +142,7 @@ func (c *Connector) flush(ctx context.Context, why string) (FlushResult, error) 
 		c.log.Error("bucketsqlite: flush failed", "why", why, "err", err)
 		return FlushResult{Result: res}, err
 	}
-	c.etag, c.lastHash, c.flushedN, c.mustFlush = res.ETag, res.SnapshotHash, n0, false
+	c.etag, c.lastHash, c.flushedVersion, c.mustFlush = res.ETag, res.SnapshotHash, mark.version, false
 	c.unconfirmed = nil
 	c.stats.LastFlush = time.Now()
 	c.stats.LastError = nil
@@ -156,30 +156,53 @@ func (c *Connector) flush(ctx context.Context, why string) (FlushResult, error) 
 		c.stats.Skips++
 		c.log.Debug("bucketsqlite: flush skipped, snapshot unchanged", "why", why)
 	}
-	if err := c.recordSynced(res, n0); err != nil {
+	if err := c.recordSynced(res, mark.commits); err != nil {
 		c.log.Warn("bucketsqlite: cannot record sync state", "err", err)
 	}
 	return FlushResult{Result: res}, nil
 }
 
-// flushLocked takes and publishes a snapshot. It returns the commit count
-// the snapshot is known to include.
-func (c *Connector) flushLocked(ctx context.Context) (snapshot.Result, uint64, error) {
-	n0, err := c.barrier(ctx)
-	if err != nil {
-		return snapshot.Result{}, 0, fmt.Errorf("bucketsqlite: flush %s: %w", c.where(), err)
+// idle reports, for a flush, that nothing was committed since the last
+// one: flushConn's data version is the one of the snapshot the bucket
+// holds. It reads the WAL index (in rollback-journal mode, the file's
+// header), whatever the database's size; on an error it reports false,
+// and the flush finds the error itself.
+func (c *Connector) idle(ctx context.Context) bool {
+	if c.mustFlush {
+		return false
+	}
+	v, err := snapshot.DataVersion(context.WithoutCancel(ctx), c.flushConn)
+	return err == nil && v == c.flushedVersion
+}
+
+// flushMark is what a flushed snapshot is known to include.
+type flushMark struct {
+	version int64  // flushConn's data version in the snapshot
+	commits uint64 // persistent working copy: every commit counted so far
+}
+
+// flushLocked takes and publishes a snapshot, and says what it includes.
+func (c *Connector) flushLocked(ctx context.Context) (snapshot.Result, flushMark, error) {
+	var mark flushMark
+	if c.persist {
+		n, err := c.barrier(ctx)
+		if err != nil {
+			return snapshot.Result{}, mark, fmt.Errorf("bucketsqlite: flush %s: %w", c.where(), err)
+		}
+		mark.commits = n
 	}
 	key := c.cfg.Key
 	f, err := snapshot.Take(ctx, c.flushConn, filepath.Dir(c.local))
 	if err != nil {
-		return snapshot.Result{}, 0, fmt.Errorf("bucketsqlite: flush %s: %w", c.where(), &snapshot.Error{Op: "flush", Key: key, Err: err})
+		return snapshot.Result{}, mark, fmt.Errorf("bucketsqlite: flush %s: %w", c.where(), &snapshot.Error{Op: "flush", Key: key, Err: err})
 	}
 	defer f.Remove()
+	mark.version = f.DataVersion
 	if f.Hash != c.lastHash {
 		// Record the upload before making it, so that a restart finds
 		// it ours should it land and the process stop before it returns.
 		if err := c.recordPending(f.Hash); err != nil {
-			return snapshot.Result{SnapshotHash: f.Hash, Size: f.Size}, 0, fmt.Errorf("bucketsqlite: flush %s: %w", c.where(), err)
+			return snapshot.Result{SnapshotHash: f.Hash, Size: f.Size}, mark, fmt.Errorf("bucketsqlite: flush %s: %w", c.where(), err)
 		}
 	}
 	res, err := snapshot.Publish(ctx, f, c.b, key, snapshot.FlushOptions{
@@ -189,9 +212,9 @@ func (c *Connector) flushLocked(ctx context.Context) (snapshot.Result, uint64, e
 		Unconfirmed:  c.unconfirmed,
 	})
 	if err != nil {
-		return res, 0, fmt.Errorf("bucketsqlite: flush %s: %w", c.where(), err)
+		return res, mark, fmt.Errorf("bucketsqlite: flush %s: %w", c.where(), err)
 	}
-	return res, n0, nil
+	return res, mark, nil
 }
 
 // recordPending adds hash to the sync state's pending uploads, on disk for
@@ -208,10 +231,11 @@ func (c *Connector) recordPending(hash string) error {
 	return writeState(c.local, st)
 }
 
-// barrier returns a commit count that every later snapshot includes. A
-// commit hook runs before its commit lands, so the count alone could
-// include a commit still in flight; holding the write lock for an instant
-// (BEGIN IMMEDIATE) waits for it to land.
+// barrier returns a commit count that every later snapshot includes, for
+// the dirty flag of a persistent working copy. A commit hook runs before
+// its commit lands, so the count alone could include a commit still in
+// flight; holding the write lock for an instant (BEGIN IMMEDIATE) waits
+// for it to land.
 func (c *Connector) barrier(ctx context.Context) (uint64, error) {
 	if _, err := c.flushConn.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
 		return 0, fmt.Errorf("wait for writers: %w", err)
