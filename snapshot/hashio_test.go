@@ -1,8 +1,10 @@
 package snapshot
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -103,4 +105,46 @@ func TestHashingWriterStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.stop()
+}
+
+// errReaderAt fails every read from offset at on.
+type errReaderAt struct {
+	data []byte
+	at   int64
+}
+
+var errRead = errors.New("read failed (injected)")
+
+func (r errReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= r.at {
+		return 0, errRead
+	}
+	n := copy(p, r.data[off:min(int64(len(r.data)), r.at)])
+	if off+int64(n) >= r.at && n < len(p) {
+		return n, errRead
+	}
+	return n, nil
+}
+
+// hashFrom hashes from an offset to the end, whatever the length, and
+// returns a read error as it is.
+func TestHashFrom(t *testing.T) {
+	data := make([]byte, 3*hashBuffer+77)
+	rand.NewChaCha8([32]byte{2}).Read(data)
+	for _, size := range []int{0, 1, hashBuffer, hashBuffer + 1, len(data)} {
+		for _, off := range []int{0, 1, hashBuffer} {
+			if off > size {
+				continue
+			}
+			h := sha256.New()
+			n, err := hashFrom(h, bytes.NewReader(data[:size]), int64(off))
+			want := sha256.Sum256(data[off:size])
+			if err != nil || n != int64(size-off) || !bytes.Equal(h.Sum(nil), want[:]) {
+				t.Errorf("size %d from %d: %d bytes, %v; hash differs: %v", size, off, n, err, !bytes.Equal(h.Sum(nil), want[:]))
+			}
+		}
+	}
+	if _, err := hashFrom(sha256.New(), errReaderAt{data, 2*hashBuffer + 5}, 0); !errors.Is(err, errRead) {
+		t.Fatalf("hashFrom of a failing reader = %v", err)
+	}
 }
