@@ -178,7 +178,7 @@ func (c *Connector) idle(ctx context.Context) bool {
 // flushMark is what a flushed snapshot is known to include.
 type flushMark struct {
 	version int64  // flushConn's data version in the snapshot
-	commits uint64 // persistent working copy: every commit counted so far
+	commits uint64 // persistent working copy: the commits counted up to it are in it
 }
 
 // flushLocked takes and publishes a snapshot, and says what it includes.

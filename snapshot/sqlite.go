@@ -55,25 +55,30 @@ func backup(ctx context.Context, dst, src *sqlite3.SQLiteConn) (err error) {
 			err = fmt.Errorf("finish backup: %w", ferr)
 		}
 	}()
-	delay := time.Millisecond
-	for {
+	return retryBusy(ctx, func() (bool, error) {
 		done, err := b.Step(-1)
 		if err != nil {
-			return fmt.Errorf("backup step: %w", err)
+			return false, fmt.Errorf("backup step: %w", err)
 		}
-		if done {
-			return nil
+		return !done, nil
+	})
+}
+
+// retryBusy calls try until it reports no busy database (another
+// connection holding a lock that is needed), with a bounded exponential
+// backoff, until ctx ends. It returns try's error.
+func retryBusy(ctx context.Context, try func() (busy bool, err error)) error {
+	for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
+		busy, err := try()
+		if !busy {
+			return err
 		}
-		// Busy or locked: another connection holds a lock we need.
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return fmt.Errorf("backup: database stayed busy: %w", ctx.Err())
 		case <-t.C:
-		}
-		if delay < 100*time.Millisecond {
-			delay *= 2
 		}
 	}
 }
@@ -96,20 +101,13 @@ func backupVersion(ctx context.Context, dst, src *sqlite3.SQLiteConn) (_ int64, 
 	}
 	// The first read of the transaction pins the state the backup copies.
 	// In rollback-journal mode it waits for a writer's lock, as a backup
-	// step would: retried, with the same backoff, until ctx ends.
+	// step would.
 	var v int64
-	for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
-		if v, err = DataVersion(ctx, src); !isBusy(err) {
-			break
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return 0, fmt.Errorf("backup: database stayed busy: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
+	err = retryBusy(ctx, func() (bool, error) {
+		var err error
+		v, err = DataVersion(ctx, src)
+		return isBusy(err), err
+	})
 	if err != nil {
 		return 0, err
 	}
