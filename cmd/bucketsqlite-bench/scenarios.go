@@ -145,52 +145,65 @@ func (b *bench) flushRows(ctx context.Context) ([]row, error) {
 }
 
 // idleRows: a flush with nothing committed since the last one, at every
-// size; the larger sizes are compared with the smallest.
+// size, the sizes taking turns within each run; the larger sizes are
+// compared with the smallest.
 func (b *bench) idleRows(ctx context.Context) ([]row, error) {
-	var (
-		rows []row
-		ref  time.Duration
-	)
+	var sizes []int64
+	var dbs []*sql.DB
 	for _, size := range []int64{b.cfg.small, b.cfg.size, b.cfg.large} {
 		if size == 0 {
 			continue
 		}
 		key, err := b.newKey(ctx, size, "idle")
 		if err != nil {
-			return rows, err
+			return nil, err
 		}
 		db, err := b.openDB(ctx, key, nil)
 		if err != nil {
-			return rows, err
+			return nil, err
 		}
 		defer db.Close()
 		if _, err := db.ExecContext(ctx, "CREATE TABLE bench_writes(id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
-			return rows, err
+			return nil, err
 		}
 		if _, err := driver.Flush(ctx, db); err != nil {
-			return rows, err
+			return nil, err
 		}
-		var per []time.Duration
-		for range b.cfg.runs {
-			start := time.Now()
-			for range idleFlushCalls {
-				res, err := driver.Flush(ctx, db)
+		sizes, dbs = append(sizes, size), append(dbs, db)
+	}
+	// Each run's figure is the median call: a GC pause or a descheduling
+	// that lands on one call does not move it.
+	per := make([][]time.Duration, len(dbs))
+	calls := make([]time.Duration, idleFlushCalls)
+	for r := range b.cfg.runs {
+		for k := range dbs {
+			j := (k + r) % len(dbs)
+			for i := range calls {
+				var res driver.FlushResult
+				d, err := timed(func() (err error) { res, err = driver.Flush(ctx, dbs[j]); return err })
 				if err != nil {
-					return rows, err
+					return nil, err
 				}
 				if !res.Idle {
-					return rows, errors.New("a flush with nothing committed was not idle")
+					return nil, errors.New("a flush with nothing committed was not idle")
 				}
+				calls[i] = d
 			}
-			per = append(per, time.Since(start)/idleFlushCalls)
+			per[j] = append(per[j], median(calls))
 		}
-		v := median(per)
-		name := fmt.Sprintf("idle flush %s", formatSize(size))
-		r := row{name: name, value: formatDuration(v), target: "< " + formatDuration(targetIdleFlush), result: verdict(v < targetIdleFlush)}
-		if ref == 0 {
-			ref = v
-		} else {
-			r.baseName = "idle flush " + formatSize(b.cfg.small)
+	}
+	var rows []row
+	ref := median(per[0])
+	for j, size := range sizes {
+		v := median(per[j])
+		r := row{
+			name:   fmt.Sprintf("idle flush %s", formatSize(size)),
+			value:  formatDuration(v),
+			target: "< " + formatDuration(targetIdleFlush),
+			result: verdict(v < targetIdleFlush),
+		}
+		if j > 0 {
+			r.baseName = "idle flush " + formatSize(sizes[0])
 			r.base = formatDuration(ref)
 			r.ratio = formatRatio(float64(v) / float64(ref))
 		}
