@@ -401,7 +401,12 @@ func (b *bench) commitRow(ctx context.Context, persistent bool) (row, error) {
 	var params url.Values
 	if persistent {
 		local := b.tempPath("local")
-		defer removeDB(local)
+		defer func() {
+			removeDB(local)
+			// The driver's sync state and lock beside a persistent working copy.
+			os.Remove(local + "-bucketsqlite.json")
+			os.Remove(local + "-bucketsqlite.lock")
+		}()
 		params = url.Values{"local": {local}}
 	}
 	db, err := b.openDB(ctx, key, params)
