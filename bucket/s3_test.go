@@ -761,7 +761,9 @@ func TestS3DownloadResumesBrokenRanges(t *testing.T) {
 		o.HTTPClient = breaker
 	})
 	b := newTestS3(t, srv, bucket.S3Config{PartSize: testPartSize, Client: client})
-	p := s3Random(6, 3*testPartSize+7)
+	// Four whole ranges, each longer than the 1 MiB a broken response
+	// delivers, so that whichever two responses break, each does.
+	p := s3Random(6, 4*testPartSize)
 	s3Put(t, b, "db", p, bucket.WriteOptions{})
 
 	// Two responses break off: each costs one more GET, for what is missing.
