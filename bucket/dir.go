@@ -9,10 +9,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/buckethead/bucketsqlite/internal/fsutil"
 )
 
 // Dir is a Bucket kept in a directory of the local file system: the object
@@ -390,7 +391,7 @@ func (d *Dir) write(ctx context.Context, key string, size int64,
 			os.Remove(side)
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		undo()
 		return Attrs{}, err
 	}
@@ -528,7 +529,7 @@ func (d *Dir) mkdirs(dir string) (created bool, err error) {
 // directories are too.
 func (d *Dir) syncParents(dir string, created bool) error {
 	for {
-		if err := syncDir(dir); err != nil {
+		if err := fsutil.SyncDir(dir); err != nil {
 			return err
 		}
 		if !created || dir == d.root || len(dir) <= len(d.root) {
@@ -536,22 +537,6 @@ func (d *Dir) syncParents(dir string, created bool) error {
 		}
 		dir = filepath.Dir(dir)
 	}
-}
-
-// syncDir fsyncs a directory. Windows cannot, and needs not.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Delete implements Bucket.
@@ -598,7 +583,7 @@ func (d *Dir) remove(ctx context.Context, key string) error {
 		return nil
 	}
 	dir := filepath.Dir(path)
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return err
 	}
 	d.prune(dir)

@@ -2,12 +2,13 @@ package driver
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/buckethead/bucketsqlite/internal/fsutil"
 )
 
 // syncState is what the working copy was last synced to, kept beside a
@@ -98,22 +99,10 @@ func writeState(local string, st syncState) error {
 		err = os.Rename(f.Name(), dst)
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = fsutil.SyncDir(dir)
 	}
 	if err != nil {
 		return fmt.Errorf("write sync state: %w", err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/buckethead/bucketsqlite/bucket"
+	"github.com/buckethead/bucketsqlite/internal/fsutil"
 )
 
 // Restore downloads the snapshot at key and copies it into dst with the
@@ -102,7 +103,7 @@ func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts Re
 	}
 	published = true
 	os.Remove(tmp.Name() + "-journal")
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return Info{}, fail("restore", key, err)
 	}
 	return info, nil

@@ -237,19 +237,6 @@ func removeDB(path string) {
 	}
 }
 
-// syncDir fsyncs a directory so that a rename in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
-}
-
 // sameDir is filepath.Dir, made absolute where possible.
 func sameDir(path string) string {
 	if abs, err := filepath.Abs(path); err == nil {
