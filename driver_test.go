@@ -218,16 +218,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // rows of table.
 func restoreCount(t *testing.T, b bucket.Bucket, key, table string) int {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "check.db")
-	info, err := snapshot.RestoreFile(ctx, b, key, path, snapshot.RestoreOptions{})
-	if err != nil || !info.Found {
-		t.Fatalf("restore %s: %+v %v", key, info, err)
-	}
-	db, err := sql.Open("sqlite3", path)
+	db, err := restoreScratch(t, b, key)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("restore %s: %v", key, err)
 	}
-	defer db.Close()
 	return countRows(t, db, table)
 }
 

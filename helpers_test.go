@@ -5,12 +5,14 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/buckethead/bucketsqlite/bucket"
 	"github.com/buckethead/bucketsqlite/internal/s3test"
+	"github.com/buckethead/bucketsqlite/snapshot"
 )
 
 // counting is a bucket that counts the requests made through it.
@@ -149,4 +151,25 @@ func countRows(t testing.TB, db *sql.DB, table string) int {
 		t.Fatalf("count %s: %v", table, err)
 	}
 	return n
+}
+
+// restoreScratch restores key from b into a scratch file and opens it with
+// plain go-sqlite3 (closed by t.Cleanup). A missing snapshot is
+// bucket.ErrNotFound; a failed restore is its error.
+func restoreScratch(t testing.TB, b bucket.Bucket, key string) (*sql.DB, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "check.db")
+	info, err := snapshot.RestoreFile(context.Background(), b, key, path, snapshot.RestoreOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if !info.Found {
+		return nil, bucket.ErrNotFound
+	}
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, nil
 }

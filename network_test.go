@@ -142,19 +142,10 @@ func isNetErr(err error) bool {
 // digest, or the restore's error.
 func fileDigest(t *testing.T, b bucket.Bucket, key string) (string, error) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "check.db")
-	info, err := snapshot.RestoreFile(ctx, b, key, path, snapshot.RestoreOptions{})
+	db, err := restoreScratch(t, b, key)
 	if err != nil {
 		return "", err
 	}
-	if !info.Found {
-		return "", bucket.ErrNotFound
-	}
-	db, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	return digest(t, db), nil
 }
 

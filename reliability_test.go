@@ -70,19 +70,10 @@ func rowsOf(t testing.TB, db *sql.DB) string {
 // integrity, and returns its rows (or the restore's error).
 func bucketRows(t testing.TB, b bucket.Bucket, key string) (string, error) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "check.db")
-	info, err := snapshot.RestoreFile(ctx, b, key, path, snapshot.RestoreOptions{})
+	db, err := restoreScratch(t, b, key)
 	if err != nil {
 		return "", err
 	}
-	if !info.Found {
-		return "", bucket.ErrNotFound
-	}
-	db, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var ok string
 	if err := db.QueryRow("PRAGMA integrity_check").Scan(&ok); err != nil || ok != "ok" {
 		t.Fatalf("%s fails integrity_check: %s %v", key, ok, err)
