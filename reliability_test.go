@@ -112,6 +112,24 @@ func wantSound(t *testing.T, b bucket.Bucket, f faulty.Fault, prev string, ok ..
 	t.Fatalf("the bucket holds a state that was never acknowledged nor being flushed: %q", got)
 }
 
+// flushedThenWritten opens a database on a faulty memory bucket, writes
+// and flushes 300 rows, then writes n more without flushing. It returns
+// the rows in the bucket (before) and in the database (want).
+func flushedThenWritten(t *testing.T, n int) (inner *bucket.Memory, fb *faulty.Bucket, db *sql.DB, c *driver.Connector, before, want string) {
+	t.Helper()
+	inner = bucket.NewMemory()
+	fb = faulty.New(inner)
+	db, c = openFaulty(t, fb, "app.db", "")
+	mustExec(t, db, "CREATE TABLE t(x INTEGER PRIMARY KEY)")
+	insert(t, db, 300)
+	if _, err := driver.Flush(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	before = rowsOf(t, db)
+	insert(t, db, n)
+	return inner, fb, db, c, before, rowsOf(t, db)
+}
+
 // TestDriverFlushFaults runs an explicit flush through each fault at each
 // bucket call it makes (KEY.prev copy, upload, confirming Stat): the flush
 // says so when it fails, the bucket holds a sound acknowledged state, the
@@ -121,17 +139,7 @@ func TestDriverFlushFaults(t *testing.T) {
 	for _, op := range []faulty.Op{faulty.Copy, faulty.Upload, faulty.Stat} {
 		for _, f := range faults {
 			t.Run(fmt.Sprintf("%s/%s", op, f), func(t *testing.T) {
-				inner := bucket.NewMemory()
-				fb := faulty.New(inner)
-				db, c := openFaulty(t, fb, "app.db", "")
-				mustExec(t, db, "CREATE TABLE t(x INTEGER PRIMARY KEY)")
-				insert(t, db, 300)
-				if _, err := driver.Flush(ctx, db); err != nil {
-					t.Fatal(err)
-				}
-				before := rowsOf(t, db)
-				insert(t, db, 200)
-				want := rowsOf(t, db)
+				inner, fb, db, c, before, want := flushedThenWritten(t, 200)
 
 				rule := fb.Inject(op, 1, f)
 				fctx, cancel := context.WithTimeout(ctx, hangBound)
@@ -188,17 +196,7 @@ func TestDriverCloseFaults(t *testing.T) {
 				continue
 			}
 			t.Run(fmt.Sprintf("%s/%s", op, f), func(t *testing.T) {
-				inner := bucket.NewMemory()
-				fb := faulty.New(inner)
-				db, c := openFaulty(t, fb, "app.db", "")
-				mustExec(t, db, "CREATE TABLE t(x INTEGER PRIMARY KEY)")
-				insert(t, db, 300)
-				if _, err := driver.Flush(ctx, db); err != nil {
-					t.Fatal(err)
-				}
-				before := rowsOf(t, db)
-				insert(t, db, 20)
-				want := rowsOf(t, db)
+				inner, fb, db, c, before, want := flushedThenWritten(t, 20)
 				local := c.Stats().LocalPath
 				rule := fb.Inject(op, 1, f)
 				err := db.Close()
