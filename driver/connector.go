@@ -16,40 +16,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/buckethead/bucketsqlite/bucket"
 	"github.com/buckethead/bucketsqlite/snapshot"
 )
-
-// Option configures a Connector with what a DSN cannot carry.
-type Option func(*options)
-
-type options struct {
-	bucket    bucket.Bucket
-	s3Client  *s3.Client
-	awsConfig *aws.Config
-	logger    *slog.Logger
-}
-
-// WithBucket stores snapshots in b instead of the bucket named by
-// Config.Bucket (which may then be empty).
-func WithBucket(b bucket.Bucket) Option { return func(o *options) { o.bucket = b } }
-
-// WithS3Client makes an s3:// bucket use client, with its credentials,
-// region and endpoint, instead of building one from the AWS environment;
-// the DSN's endpoint, region, path_style and profile are then ignored.
-func WithS3Client(client *s3.Client) Option { return func(o *options) { o.s3Client = client } }
-
-// WithAWSConfig makes an s3:// bucket build its client from cfg instead of
-// loading the default AWS configuration.
-func WithAWSConfig(cfg aws.Config) Option { return func(o *options) { o.awsConfig = &cfg } }
-
-// WithLogger logs restores, flushes and their failures to l. The default
-// logs nothing. Messages never contain credentials.
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // ErrDiverged means the working copy holds writes that were never flushed
 // while the snapshot in the bucket changed too. Neither side is touched:
@@ -138,23 +109,8 @@ func NewConnector(cfg *Config, opts ...Option) (*Connector, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if err := bucket.ValidateKey(cfg.Key); err != nil {
-		return nil, dsnErr("key", "%v", err)
-	}
-	if cfg.FlushInterval < 0 || cfg.FlushTimeout < 0 {
-		return nil, dsnErr("flush_interval", "negative duration")
-	}
-	for name, vals := range cfg.SQLite {
-		if len(vals) != 1 {
-			return nil, dsnErr(name, "want exactly one value")
-		}
-		canon, v, err := sqliteParam(name, vals[0])
-		if err != nil {
-			return nil, err
-		}
-		if canon != name || v != vals[0] {
-			return nil, dsnErr(name, "use the canonical form %s=%s", canon, v)
-		}
+	if err := cfg.normalize(); err != nil {
+		return nil, err
 	}
 	c := &Connector{
 		cfg: cfg,
@@ -192,62 +148,6 @@ func NewConnector(cfg *Config, opts ...Option) (*Connector, error) {
 		}
 	}
 	return c, nil
-}
-
-// openBucket returns the connector's bucket and an identity for the
-// in-process registry.
-func openBucket(cfg *Config, o *options) (bucket.Bucket, string, error) {
-	if o.bucket != nil {
-		return o.bucket, fmt.Sprintf("%T@%p\x00%s", o.bucket, o.bucket, cfg.Key), nil
-	}
-	if cfg.Bucket == "" {
-		return nil, "", dsnErr("bucket", "no bucket: set Config.Bucket or use WithBucket")
-	}
-	u, err := url.Parse(cfg.Bucket)
-	if err != nil {
-		return nil, "", dsnErr("bucket", "not a URL")
-	}
-	ctx := context.Background()
-	switch u.Scheme {
-	case "s3":
-		s3cfg := bucket.S3Config{
-			Bucket:    u.Host,
-			Endpoint:  cfg.Endpoint,
-			Region:    cfg.Region,
-			PathStyle: cfg.PathStyle,
-			Profile:   cfg.Profile,
-			AWSConfig: o.awsConfig,
-		}
-		if o.s3Client != nil {
-			// The client carries its own endpoint, region and credentials.
-			s3cfg = bucket.S3Config{Bucket: u.Host, Client: o.s3Client}
-		}
-		b, err := bucket.NewS3(ctx, s3cfg)
-		if err != nil {
-			return nil, "", fmt.Errorf("bucketsqlite: %w", err)
-		}
-		return b, "s3://" + u.Host + "@" + cfg.Endpoint + "\x00" + cfg.Key, nil
-	case "file":
-		dir := u.Path
-		if u.Opaque != "" {
-			dir, _ = url.PathUnescape(u.Opaque)
-		}
-		abs, err := filepath.Abs(dir)
-		if err != nil {
-			return nil, "", dsnErr("bucket", "%v", err)
-		}
-		if err := os.MkdirAll(abs, 0o700); err != nil {
-			return nil, "", fmt.Errorf("bucketsqlite: directory bucket: %w", err)
-		}
-		b, err := bucket.NewDir(abs)
-		if err != nil {
-			return nil, "", fmt.Errorf("bucketsqlite: %w", err)
-		}
-		return b, "file://" + abs + "\x00" + cfg.Key, nil
-	case "mem":
-		return bucket.Mem(u.Host), "mem://" + u.Host + "\x00" + cfg.Key, nil
-	}
-	return nil, "", dsnErr("bucket", "unsupported scheme %q", u.Scheme)
 }
 
 // where names the snapshot for messages.
@@ -313,22 +213,6 @@ func (c *Connector) ensureReady(ctx context.Context) error {
 	return nil
 }
 
-// sqliteParams returns the working copy's go-sqlite3 parameters: the
-// DSN's, with the driver's defaults where they are absent.
-func (c *Connector) sqliteParams() url.Values {
-	p := url.Values{}
-	for k, v := range c.cfg.SQLite {
-		p[k] = v
-	}
-	if !p.Has("_journal_mode") {
-		p.Set("_journal_mode", DefaultJournalMode)
-	}
-	if !p.Has("_busy_timeout") {
-		p.Set("_busy_timeout", fmt.Sprint(DefaultBusyTimeout))
-	}
-	return p
-}
-
 // prepareLocal settles where the working copy lives and locks it.
 func (c *Connector) prepareLocal() error {
 	if c.local == "" {
@@ -348,7 +232,7 @@ func (c *Connector) prepareLocal() error {
 		}
 		c.lockFile = f
 	}
-	c.dsn = snapshot.FileDSN(c.local, c.sqliteParams())
+	c.dsn = snapshot.FileDSN(c.local, c.cfg.sqliteParams())
 	return nil
 }
 
