@@ -376,7 +376,9 @@ func TestCrashLocalLoop(t *testing.T) {
 				if err := db.Close(); err != nil {
 					t.Fatalf("kill %d: Close after reopening: %v", i, err)
 				}
-				if b := snapshotRows(t, tg.b, "app.db"); b != have {
+				// A child killed before it created its working copy leaves
+				// nothing to flush: no snapshot (-1) is its empty database.
+				if b := snapshotRows(t, tg.b, "app.db"); b != have && (b != -1 || have != 0) {
 					t.Fatalf("kill %d: after Close the bucket has %d rows, the working copy %d", i, b, have)
 				}
 				committed, acked = have, have

@@ -8,15 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"os"
-	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/mattn/go-sqlite3"
 
 	"github.com/buckethead/bucketsqlite/bucket"
 	"github.com/buckethead/bucketsqlite/snapshot"
@@ -31,71 +25,42 @@ var ErrDiverged = errors.New("bucketsqlite: working copy and bucket snapshot hav
 var ErrClosed = errors.New("bucketsqlite: database is closed")
 
 // Connector is a bucketsqlite database: one snapshot in a bucket, one local
-// working copy, a flush loop. database/sql opens every pooled connection
-// through it. Make one with NewConnector and sql.OpenDB, or let sql.Open
-// make one from a DSN.
+// working copy, a syncer that flushes one to the other. database/sql opens
+// every pooled connection through it. Make one with NewConnector and
+// sql.OpenDB, or let sql.Open make one from a DSN.
 type Connector struct {
-	cfg    *Config
-	b      bucket.Bucket
-	log    *slog.Logger
-	id     string
-	sqlite *sqlite3.SQLiteDriver
-	dsn    string // go-sqlite3 DSN of the working copy
+	cfg   *Config
+	b     bucket.Bucket
+	id    string // identity in the in-process registry
+	where string // the database's location and key, for messages
+	log   *slog.Logger
+	wc    *workingCopy
 
-	// sem guards the restore state below; a channel rather than a mutex so
+	// gate serializes the restore and the lifecycle below; a channel so
 	// that waiting honours the caller's ctx.
-	sem      chan struct{}
-	ready    bool
-	closed   bool
-	local    string // working copy path
-	tempDir  string // private temp dir holding local, when not persistent
-	lockFile *os.File
-	persist  bool // local is persistent: track dirtiness on disk
+	gate  chan struct{}
+	state lifecycle
+	tried bool // a restore was attempted
+	sync  atomic.Pointer[syncer] // set once ready
 
-	// commits counts commits on every pooled connection of a persistent
-	// working copy (commit hook), for its dirty flag on disk. A temporary
-	// working copy has no commit hook.
-	commits atomic.Uint64
+	// life is cancelled by Close: a restore in progress stops waiting.
+	life     context.Context
+	stopLife context.CancelFunc
 
-	// flushMu serializes flushes and guards the fields below it.
-	flushMu   sync.Mutex
-	flushConn *sqlite3.SQLiteConn
-	etag      string
-	lastHash  string
-	// flushedVersion is flushConn's data version in the bucket's
-	// snapshot: while flushConn still reports it, nothing was committed
-	// since, and a flush has nothing to do.
-	flushedVersion int64
-	mustFlush      bool // working copy may be ahead of the bucket
-	conflicted     bool
-	// unconfirmed holds the hashes of the flushes that failed since the
-	// last success: their uploads may have landed (FlushOptions.Unconfirmed).
-	unconfirmed []string
-	finished    bool // Close ran its final flush
-	stats       Stats
-
-	// dirtyMu orders the persisted dirty flag against flushes. It is never
-	// held across I/O other than writing the small sync-state file, and
-	// never taken before flushMu, so commits never wait for a flush.
-	dirtyMu     sync.Mutex
-	dirtyOnDisk bool
-	// dirtyMarked mirrors dirtyOnDisk for the commit hook: while it is
-	// set the state on disk already says dirty, and a commit takes no
-	// lock. recordSynced clears it before reading the commit count, so a
-	// commit that saw it set is one that count includes.
-	dirtyMarked atomic.Bool
-	synced      syncState // what the bucket holds, for the commit hook
-
-	stop      chan struct{}
-	kick      chan struct{}
-	loopDone  chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 }
 
-var (
-	_ driver.Connector = (*Connector)(nil)
+// lifecycle is a Connector's state.
+type lifecycle int
+
+const (
+	stateNew   lifecycle = iota // no restore yet, or only failed ones
+	stateReady                  // restored; the syncer runs
+	stateClosed
 )
+
+var _ driver.Connector = (*Connector)(nil)
 
 // NewConnector returns a Connector for cfg, which it copies. It validates
 // cfg and builds the bucket client, but makes no request: the snapshot is
@@ -105,18 +70,14 @@ func NewConnector(cfg *Config, opts ...Option) (*Connector, error) {
 		return nil, dsnErr("config", "nil *Config")
 	}
 	cfg = cfg.Clone()
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if err := cfg.normalize(); err != nil {
-		return nil, err
-	}
-	c := &Connector{
-		cfg: cfg,
-		log: o.logger,
-		sem: make(chan struct{}, 1),
-	}
+	c := &Connector{cfg: cfg, log: o.logger, gate: make(chan struct{}, 1)}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -125,37 +86,15 @@ func NewConnector(cfg *Config, opts ...Option) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.b, c.id = b, id
-	if cfg.Local != "" {
-		abs, err := filepath.Abs(cfg.Local)
-		if err != nil {
-			return nil, dsnErr("local", "%v", err)
-		}
-		c.local, c.persist = abs, true
-	}
-	if err := acquire(c.id, c.where()); err != nil {
+	c.b, c.id, c.where = b, id, location(cfg)
+	if c.wc, err = newWorkingCopy(cfg, bucketName(cfg), c.log); err != nil {
 		return nil, err
 	}
-	// A flush learns whether anything was committed from the data
-	// version (snapshot.DataVersion): commits themselves cost nothing
-	// extra. Only a persistent working copy hooks them, to record on disk
-	// that it is ahead of the bucket before the first one lands.
-	c.sqlite = &sqlite3.SQLiteDriver{}
-	if c.persist {
-		c.sqlite.ConnectHook = func(conn *sqlite3.SQLiteConn) error {
-			conn.RegisterCommitHook(c.onCommit)
-			return nil
-		}
+	if err := acquire(c.id, c.where); err != nil {
+		return nil, err
 	}
+	c.life, c.stopLife = context.WithCancel(context.Background())
 	return c, nil
-}
-
-// where names the snapshot for messages.
-func (c *Connector) where() string {
-	if c.cfg.Bucket == "" {
-		return fmt.Sprintf("snapshot %q", c.cfg.Key)
-	}
-	return c.cfg.Bucket + "/" + c.cfg.Key
 }
 
 // Driver returns the bucketsqlite driver, bound to this connector so that
@@ -171,233 +110,251 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err := c.ensureReady(ctx); err != nil {
 		return nil, err
 	}
-	conn, err := c.sqlite.Open(c.dsn)
+	conn, err := c.wc.open()
 	if err != nil {
-		return nil, fmt.Errorf("bucketsqlite: open working copy %s: %w", c.local, err)
+		return nil, fmt.Errorf("bucketsqlite: open working copy %s: %w", c.wc.path, err)
 	}
 	return conn, nil
 }
 
 func (c *Connector) lock(ctx context.Context) error {
 	select {
-	case c.sem <- struct{}{}:
+	case c.gate <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-func (c *Connector) unlock() { <-c.sem }
+func (c *Connector) unlock() { <-c.gate }
 
+// ensureReady restores the database unless that is done.
 func (c *Connector) ensureReady(ctx context.Context) error {
 	if err := c.lock(ctx); err != nil {
 		return err
 	}
 	defer c.unlock()
-	if c.closed {
+	return c.readyLocked(ctx)
+}
+
+// readyLocked is ensureReady with the gate held.
+func (c *Connector) readyLocked(ctx context.Context) error {
+	switch c.state {
+	case stateClosed:
 		return ErrClosed
-	}
-	if c.ready {
+	case stateReady:
 		return nil
 	}
-	start := time.Now()
+	// Close cancels a restore in progress rather than wait for it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer context.AfterFunc(c.life, cancel)()
+	defer cancel()
+	c.tried = true
 	if err := c.restore(ctx); err != nil {
 		c.log.Error("bucketsqlite: restore failed", "err", err)
 		return err
 	}
-	c.ready = true
-	c.flushMu.Lock()
-	c.stats.RestoreDuration = time.Since(start)
-	c.flushMu.Unlock()
-	c.startLoop()
+	c.state = stateReady
 	return nil
 }
 
-// prepareLocal settles where the working copy lives and locks it.
-func (c *Connector) prepareLocal() error {
-	if c.local == "" {
-		dir, err := os.MkdirTemp("", "bucketsqlite-*")
-		if err != nil {
-			return fmt.Errorf("bucketsqlite: create working directory: %w", err)
-		}
-		c.tempDir = dir
-		c.local = filepath.Join(dir, "db.sqlite")
-	} else if err := os.MkdirAll(filepath.Dir(c.local), 0o700); err != nil {
-		return fmt.Errorf("bucketsqlite: working copy directory: %w", err)
+// Flush flushes the database now; see the package-level Flush. A
+// persistent working copy that has not been opened yet is reconciled with
+// the bucket first, so that writes it holds from an earlier run are not
+// skipped. After Close it returns ErrClosed: a failed final flush is not
+// retried behind the caller's back, and its working copy stays where Close
+// said.
+func (c *Connector) Flush(ctx context.Context) (FlushResult, error) {
+	s, err := c.syncerFor(ctx)
+	if err != nil || s == nil {
+		return FlushResult{Idle: err == nil}, err
 	}
-	if c.persist && c.lockFile == nil {
-		f, err := lockLocal(c.local)
-		if err != nil {
-			return fmt.Errorf("bucketsqlite: lock working copy: %w", err)
-		}
-		c.lockFile = f
+	res, err := s.flush(ctx, "explicit")
+	if err != nil {
+		return res, c.wrap("flush", err)
 	}
-	c.dsn = snapshot.FileDSN(c.local, c.cfg.sqliteParams())
-	return nil
+	return res, nil
 }
 
-func (c *Connector) restoreOptions() snapshot.RestoreOptions {
-	return snapshot.RestoreOptions{Check: c.cfg.Check}
+// syncerFor returns the syncer, restoring a persistent working copy first;
+// nil when there is nothing to flush: never restored, nothing local.
+func (c *Connector) syncerFor(ctx context.Context) (*syncer, error) {
+	if err := c.lock(ctx); err != nil {
+		return nil, err
+	}
+	state, s := c.state, c.sync.Load()
+	c.unlock()
+	switch {
+	case state == stateClosed:
+		return nil, ErrClosed
+	case state == stateReady:
+		return s, nil
+	case !c.wc.persist || !c.wc.exists():
+		// Never restored: nothing to flush, and an empty database must
+		// never be uploaded.
+		return nil, nil
+	}
+	if err := c.ensureReady(ctx); err != nil {
+		return nil, err
+	}
+	return c.sync.Load(), nil
 }
 
-// restore reconciles the working copy with the bucket, then opens the
-// flush connection. Nothing is lost on either side: a working copy with
-// writes the bucket lacks is kept (and flushed), a bucket ahead of a clean
-// working copy wins, and when both changed, ErrDiverged keeps both.
-func (c *Connector) restore(ctx context.Context) error {
-	if err := c.prepareLocal(); err != nil {
+// Stats returns the connector's flush statistics. They stay readable
+// after Close, and then include the final flush.
+func (c *Connector) Stats() Stats {
+	s := c.sync.Load()
+	if s == nil {
+		return Stats{LocalPath: c.wc.path}
+	}
+	return s.Stats()
+}
+
+// Close stops the flush loop, runs the final flush and returns its error.
+// database/sql calls it from DB.Close, after closing idle connections; it
+// does not wait for connections still in use, so the final flush holds
+// what was committed when it ran. If the final flush fails, the working
+// copy is kept and the error names its path. A persistent working copy
+// that was never opened is reconciled and flushed if it is ahead of the
+// bucket; otherwise a connector that never restored never flushes.
+// Everything Close waits for is bounded by flush_timeout.
+//
+// Close is idempotent and returns the same error each time; DB.Close
+// calls it only once, so a second DB.Close returns nil: GetStats keeps
+// the error (LastError).
+func (c *Connector) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.close() })
+	return c.closeErr
+}
+
+func (c *Connector) close() error {
+	defer release(c.id)
+	ctx, cancel := withTimeout(context.Background(), c.cfg.FlushTimeout)
+	defer cancel()
+	select {
+	case c.gate <- struct{}{}:
+	default:
+		// A restore is in progress: cancel it rather than wait for it.
+		c.stopLife()
+		if err := c.lock(ctx); err != nil {
+			return fmt.Errorf("bucketsqlite: close %s: wait for the restore in progress: %w", c.where, err)
+		}
+	}
+	var err error
+	if c.state == stateNew && !c.tried && c.wc.persist && c.wc.exists() {
+		// A working copy that may be ahead of the bucket is flushed even
+		// if no query ever opened it.
+		err = c.readyLocked(ctx)
+	}
+	c.stopLife()
+	state, s := c.state, c.sync.Load()
+	c.state = stateClosed
+	c.unlock()
+	if state != stateReady {
+		c.wc.release(err == nil)
 		return err
 	}
-	key := c.cfg.Key
-	st := readState(c.local)
-	if st != nil && (st.Bucket != c.cfg.Bucket || st.Key != key) {
-		st = nil
+	if ferr := s.close(ctx); ferr != nil {
+		c.wc.release(false)
+		return fmt.Errorf("%w; every committed write is kept in the working copy at %s", c.wrap("flush", ferr), c.wc.path)
 	}
-	_, statErr := os.Stat(c.local)
-	localExists := statErr == nil
-	var (
-		etag, hash string
-		mustFlush  bool
-		restored   snapshot.Info
-	)
-	switch {
-	case !localExists:
-		for _, side := range []string{"-wal", "-shm", "-journal"} {
-			os.Remove(c.local + side)
-		}
-		info, err := snapshot.RestoreFile(ctx, c.b, key, c.local, c.restoreOptions())
-		if err != nil {
-			return fmt.Errorf("bucketsqlite: restore %s: %w", c.where(), err)
-		}
-		restored, etag, hash = info, info.ETag, info.SnapshotHash
-	case st != nil:
-		attrs, err := c.b.Stat(ctx, key)
-		switch {
-		case errors.Is(err, bucket.ErrNotFound):
-			c.log.Warn("bucketsqlite: the snapshot the working copy was synced with is gone; keeping the working copy and flushing it", "local", c.local)
-			hash, mustFlush = st.SHA256, true
-		case err != nil:
-			return fmt.Errorf("bucketsqlite: restore %s: %w", c.where(), err)
-		case attrs.ETag == st.ETag:
-			etag, hash, mustFlush = st.ETag, st.SHA256, st.Dirty
-		case attrs.Metadata[snapshot.MetaSHA256] != "" && slices.Contains(st.Pending, attrs.Metadata[snapshot.MetaSHA256]):
-			// The working copy's own upload, which landed though the
-			// process stopped (or the call failed) before recording it.
-			// The working copy holds all of it and maybe more; the hash
-			// stays unknown so that the next flush uploads even an
-			// identical snapshot over one a faulty backend might have torn.
-			c.log.Info("bucketsqlite: the bucket holds an upload of this working copy that was never confirmed; keeping the working copy and flushing it", "local", c.local)
-			etag, mustFlush = attrs.ETag, true
-		case st.Dirty:
-			return fmt.Errorf("%w: working copy %s holds writes that were never flushed, and %s changed since it was last synced (ETag %s, now %s); both are kept",
-				ErrDiverged, c.local, c.where(), st.ETag, attrs.ETag)
-		default:
-			info, err := snapshot.RestoreFile(ctx, c.b, key, c.local, c.restoreOptions())
-			if err != nil {
-				return fmt.Errorf("bucketsqlite: restore %s: %w", c.where(), err)
-			}
-			if !info.Found {
-				return fmt.Errorf("bucketsqlite: restore %s: the snapshot disappeared during restore; try again", c.where())
-			}
-			restored, etag, hash = info, info.ETag, info.SnapshotHash
-		}
-	default:
-		// A working copy with no record of what it was synced to.
-		attrs, err := c.b.Stat(ctx, key)
-		switch {
-		case errors.Is(err, bucket.ErrNotFound):
-			c.log.Info("bucketsqlite: adopting the existing working copy; the first flush creates the snapshot", "local", c.local)
-			mustFlush = true
-		case err != nil:
-			return fmt.Errorf("bucketsqlite: restore %s: %w", c.where(), err)
-		default:
-			localHash, err := c.hashLocal(ctx)
-			if err != nil {
-				return err
-			}
-			if attrs.Metadata[snapshot.MetaSHA256] != localHash {
-				return fmt.Errorf("%w: working copy %s has no sync record and differs from the snapshot at %s; both are kept",
-					ErrDiverged, c.local, c.where())
-			}
-			etag, hash = attrs.ETag, localHash
-		}
-	}
-	// A new database: create the file private before SQLite does (its
-	// -wal and -shm files take the database file's permissions).
-	if f, err := os.OpenFile(c.local, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
-		f.Close()
-	}
-	flushConn, err := (&sqlite3.SQLiteDriver{}).Open(c.dsn)
-	if err != nil {
-		return fmt.Errorf("bucketsqlite: open working copy %s: %w", c.local, err)
-	}
-	version, err := snapshot.DataVersion(ctx, flushConn.(*sqlite3.SQLiteConn))
-	if err != nil {
-		flushConn.Close()
-		return fmt.Errorf("bucketsqlite: read working copy %s: %w", c.local, err)
-	}
-	synced := syncState{Bucket: c.cfg.Bucket, Key: key, ETag: etag, SHA256: hash}
-	if c.persist {
-		st := synced
-		st.Dirty = mustFlush
-		if err := writeState(c.local, st); err != nil {
-			flushConn.Close()
-			return fmt.Errorf("bucketsqlite: %w", err)
-		}
-	}
-	c.dirtyMu.Lock()
-	c.dirtyOnDisk, c.synced = mustFlush, synced
-	c.dirtyMarked.Store(mustFlush)
-	c.dirtyMu.Unlock()
-	c.flushMu.Lock()
-	c.flushConn = flushConn.(*sqlite3.SQLiteConn)
-	c.etag, c.lastHash, c.mustFlush = etag, hash, mustFlush
-	c.flushedVersion = version
-	c.stats.Restored = restored.Found
-	c.stats.RestoredBytes = restored.Size
-	c.stats.ETag, c.stats.LastHash = etag, hash
-	c.stats.LocalPath = c.local
-	c.flushMu.Unlock()
-	c.log.Info("bucketsqlite: ready", "restored", restored.Found, "bytes", restored.Size, "local", c.local, "pending_flush", mustFlush)
+	c.wc.release(true)
 	return nil
 }
 
-// hashLocal hashes a snapshot of the working copy as Flush would.
-func (c *Connector) hashLocal(ctx context.Context) (string, error) {
-	conn, err := (&sqlite3.SQLiteDriver{}).Open(snapshot.FileDSN(c.local, url.Values{"mode": {"ro"}}))
-	if err != nil {
-		return "", fmt.Errorf("bucketsqlite: open working copy %s: %w", c.local, err)
+// restore reconciles the working copy with the bucket (see reconcile),
+// carries the plan out and starts the syncer. Nothing is lost on either
+// side: a working copy with writes the bucket lacks is kept (and flushed),
+// a bucket ahead of a clean working copy wins, and when both changed,
+// ErrDiverged keeps both.
+func (c *Connector) restore(ctx context.Context) error {
+	start := time.Now()
+	if err := c.wc.prepare(); err != nil {
+		return c.wrap("open", err)
 	}
-	defer conn.Close()
-	f, err := snapshot.Take(ctx, conn.(*sqlite3.SQLiteConn), filepath.Dir(c.local))
-	if err != nil {
-		return "", fmt.Errorf("bucketsqlite: read working copy %s: %w", c.local, err)
+	l := c.wc.facts()
+	var r remoteFacts
+	p := reconcile(bucketName(c.cfg), c.cfg.Key, l, r)
+	for p.need != needNothing {
+		var err error
+		switch p.need {
+		case needStat:
+			r, err = c.stat(ctx)
+		case needProof:
+			_, err = c.b.List(ctx, bucket.ListOptions{Prefix: c.cfg.Key, PageSize: 1})
+			if err != nil {
+				err = fmt.Errorf("no snapshot at the key, and the bucket cannot be listed: %w", err)
+			}
+			r.Answers = true
+		case needHash:
+			l.Hash, err = c.wc.hash(ctx)
+			if err != nil {
+				err = fmt.Errorf("read working copy %s: %w", c.wc.path, err)
+			}
+		case needCheck:
+			if err = c.wc.check(ctx); err != nil {
+				err = fmt.Errorf("working copy %s is damaged, so it was neither used nor uploaded; the bucket was not touched: %w", c.wc.path, err)
+			}
+			l.Checked = true
+		}
+		if err != nil {
+			return c.wrap("restore", err)
+		}
+		p = reconcile(bucketName(c.cfg), c.cfg.Key, l, r)
 	}
-	defer f.Remove()
-	return f.Hash, nil
+	var restored snapshot.Info
+	switch p.action {
+	case actRefuse:
+		if errors.Is(p.err, errForeignCopy) {
+			return dsnErr("local", "%s: %v; use another path", c.wc.path, p.err)
+		}
+		return fmt.Errorf("%w (working copy %s, snapshot %s)", p.err, c.wc.path, c.where)
+	case actRestore:
+		if !l.Exists {
+			if err := c.wc.removeSideFiles(); err != nil {
+				return c.wrap("restore", err)
+			}
+		}
+		info, err := snapshot.RestoreFile(ctx, c.b, c.cfg.Key, c.wc.path, snapshot.RestoreOptions{Check: c.cfg.Check})
+		if err != nil {
+			return c.wrap("restore", err)
+		}
+		if l.Exists && !info.Found {
+			return c.wrap("restore", errors.New("the snapshot disappeared during restore; try again"))
+		}
+		restored = info
+		p.remote = remoteState{ETag: info.ETag, SHA256: info.SnapshotHash}
+	case actKeep:
+		c.log.Info("bucketsqlite: "+p.why, "local", c.wc.path)
+	}
+	c.wc.create()
+	conn, err := c.wc.openFlushConn()
+	if err != nil {
+		return c.wrap("open", fmt.Errorf("working copy %s: %w", c.wc.path, err))
+	}
+	version, err := snapshot.DataVersion(ctx, conn)
+	if err == nil {
+		err = c.wc.begin(p.remote, p.dirty)
+	}
+	if err != nil {
+		conn.Close()
+		return c.wrap("open", fmt.Errorf("working copy %s: %w", c.wc.path, err))
+	}
+	s := newSyncer(c.b, c.cfg, c.wc, c.log)
+	s.start(conn, version, p.remote, p.dirty, restored, time.Since(start))
+	c.sync.Store(s)
+	c.log.Info("bucketsqlite: ready", "restored", restored.Found, "bytes", restored.Size, "local", c.wc.path, "pending_flush", p.dirty)
+	return nil
 }
 
-// onCommit is the commit hook of every pooled connection to a persistent
-// working copy. It counts commits and records on disk that the working
-// copy is ahead of the bucket before the first commit since a flush lands.
-func (c *Connector) onCommit() int {
-	c.commits.Add(1)
-	if c.dirtyMarked.Load() {
-		return 0
+// stat asks the bucket about the snapshot.
+func (c *Connector) stat(ctx context.Context) (remoteFacts, error) {
+	attrs, err := c.b.Stat(ctx, c.cfg.Key)
+	switch {
+	case errors.Is(err, bucket.ErrNotFound):
+		return remoteFacts{Known: true}, nil
+	case err != nil:
+		return remoteFacts{}, err
 	}
-	c.dirtyMu.Lock()
-	defer c.dirtyMu.Unlock()
-	if c.dirtyOnDisk {
-		return 0
-	}
-	st := c.synced
-	st.Dirty = true
-	if err := writeState(c.local, st); err != nil {
-		// Refuse the commit rather than lose track of it.
-		c.log.Error("bucketsqlite: cannot record unflushed writes; refusing commit", "err", err)
-		return 1
-	}
-	c.dirtyOnDisk = true
-	c.dirtyMarked.Store(true)
-	return 0
+	return remoteFacts{Known: true, Found: true, ETag: attrs.ETag, SHA256: attrs.Metadata[snapshot.MetaSHA256]}, nil
 }

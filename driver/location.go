@@ -67,3 +67,15 @@ func openBucket(cfg *Config, o *options) (bucket.Bucket, string, error) {
 	}
 	return nil, "", dsnErr("bucket", "unsupported scheme %q", u.Scheme)
 }
+
+// bucketName names cfg's bucket in the sync record beside a persistent
+// working copy, which must not belong to another database.
+func bucketName(cfg *Config) string { return cfg.Bucket }
+
+// location names cfg's database, its bucket and key, for messages.
+func location(cfg *Config) string {
+	if cfg.Bucket == "" {
+		return fmt.Sprintf("%q", cfg.Key)
+	}
+	return cfg.Bucket + "/" + cfg.Key
+}

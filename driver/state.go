@@ -35,7 +35,27 @@ type syncState struct {
 	Updated time.Time `json:"updated"`
 }
 
-// maxPending bounds syncState.Pending and Connector.unconfirmed: flushes
+// remoteState is what the bucket holds, as this process last saw it: the
+// one record the syncer flushes against and Stats are derived from.
+type remoteState struct {
+	// ETag is the object's ETag; empty when the bucket holds no snapshot
+	// (a first flush then writes only if there is still none).
+	ETag string
+	// SHA256 is the hash of the snapshot at ETag; empty when unknown, so
+	// that the next flush uploads even a snapshot that hashes the same.
+	SHA256 string
+	// Pending holds the hashes of uploads that started and were not
+	// confirmed since the last success: their object may be in the
+	// bucket (snapshot.FlushOptions.Unconfirmed).
+	Pending []string
+}
+
+// remote returns the part of the record that describes the bucket.
+func (st *syncState) remote() remoteState {
+	return remoteState{ETag: st.ETag, SHA256: st.SHA256, Pending: slices.Clone(st.Pending)}
+}
+
+// maxPending bounds remoteState.Pending: flushes
 // that failed in a row beyond it are forgotten, oldest first, and an
 // upload of theirs that landed would show up as a conflict.
 const maxPending = 16
