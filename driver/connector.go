@@ -152,10 +152,10 @@ func NewConnector(cfg *Config, opts ...Option) (*Connector, error) {
 
 // where names the snapshot for messages.
 func (c *Connector) where() string {
-	if c.cfg.Bucket == "" {
+	if c.cfg.location() == "" {
 		return fmt.Sprintf("snapshot %q", c.cfg.Key)
 	}
-	return c.cfg.Bucket + "/" + c.cfg.Key
+	return c.cfg.location() + "/" + c.cfg.Key
 }
 
 // Driver returns the bucketsqlite driver, bound to this connector so that
@@ -250,7 +250,7 @@ func (c *Connector) restore(ctx context.Context) error {
 	}
 	key := c.cfg.Key
 	st := readState(c.local)
-	if st != nil && (st.Bucket != c.cfg.Bucket || st.Key != key) {
+	if st != nil && (st.Bucket != c.cfg.location() || st.Key != key) {
 		st = nil
 	}
 	_, statErr := os.Stat(c.local)
@@ -336,7 +336,7 @@ func (c *Connector) restore(ctx context.Context) error {
 		flushConn.Close()
 		return fmt.Errorf("bucketsqlite: read working copy %s: %w", c.local, err)
 	}
-	synced := syncState{Bucket: c.cfg.Bucket, Key: key, ETag: etag, SHA256: hash}
+	synced := syncState{Bucket: c.cfg.location(), Key: key, ETag: etag, SHA256: hash}
 	if c.persist {
 		st := synced
 		st.Dirty = mustFlush
