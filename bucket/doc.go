@@ -75,11 +75,14 @@
 //	                                                 Cloudflare R2
 //	s3://b?profile=backup                            credentials of a profile
 //	file:///var/lib/app/bucket                       a local directory
+//	file:data/bucket                                 relative to the working directory
 //	mem://test/db                                    Mem("test"), under "db/"
 //
 // Credentials never go in a URL: S3 takes them from the environment, the
 // shared AWS configuration or the named profile. A URL with user
-// information is rejected. When a URL cannot say what you need (an
+// information is rejected. Booleans (path_style) are true, 1, yes or on
+// and false, 0, no or off, the grammar of every boolean in a bucketsqlite
+// DSN. A bad URL is a [*URLError] naming the part at fault. When a URL cannot say what you need (an
 // *s3.Client of your own, a part size), use [URL.S3Config], adjust it and
 // call [NewS3].
 //

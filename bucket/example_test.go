@@ -105,7 +105,7 @@ func ExampleParseURL() {
 	// Output:
 	// my-bucket db/prod/ http://127.0.0.1:9000 true
 	// s3://my-bucket/db/prod/?endpoint=http%3A%2F%2F127.0.0.1%3A9000&path_style=true
-	// bucket: invalid bucket URL: credentials (user information) are not allowed in a bucket URL; for S3 use the environment or profile=
+	// invalid bucket URL: url: credentials (user information) do not belong in a bucket URL; for S3 use the environment or profile=
 }
 
 // A prefixed view keeps one tenant's keys apart from another's.

@@ -4,16 +4,45 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"path/filepath"
 	"runtime"
-	"strconv"
+	"slices"
 	"strings"
+
+	"github.com/buckethead/bucketsqlite/internal/param"
 )
 
-// ErrInvalidURL means a bucket URL was rejected by ParseURL; the error says
-// what is wrong without repeating the URL, which might hold a secret.
+// ErrInvalidURL is matched (errors.Is) by every *URLError: a bucket URL
+// that ParseURL, Open or URL.Open rejected.
 var ErrInvalidURL = errors.New("invalid bucket URL")
+
+// URLError is a bucket URL that cannot be used. It names the part at fault
+// and says what is wrong with it, without repeating the URL, which might
+// hold a secret.
+type URLError struct {
+	// Param is the part of the URL at fault: "url" (the whole of it: not
+	// a URL, credentials, a fragment), "scheme", "bucket" (the S3 bucket,
+	// the memory bucket's name or the file URL's directory), "prefix",
+	// "query", or the name of a query parameter ("endpoint", "region",
+	// "path_style", "profile", or an unknown one).
+	Param string
+	// Msg says what is wrong with it.
+	Msg string
+}
+
+// Error implements error.
+func (e *URLError) Error() string {
+	return ErrInvalidURL.Error() + ": " + e.Param + ": " + e.Msg
+}
+
+// Is makes errors.Is(err, ErrInvalidURL) hold.
+func (e *URLError) Is(target error) bool { return target == ErrInvalidURL }
+
+func urlErr(param, format string, args ...any) error {
+	return &URLError{Param: param, Msg: fmt.Sprintf(format, args...)}
+}
 
 // URL is a parsed bucket URL: where a bucket lives and how to reach it.
 // ParseURL makes one from a string and String turns it back into one;
@@ -27,8 +56,9 @@ type URL struct {
 	// Prefix is prepended to every key (s3 and mem; see WithPrefix). It is
 	// empty or ends in "/".
 	Prefix string
-	// Dir is the directory of a file URL, an absolute path with forward
-	// slashes.
+	// Dir is the directory of a file URL, with forward slashes and no
+	// trailing slash (unless it is a root such as "/"): absolute, or
+	// relative to the working directory when Open is called.
 	Dir string
 	// Endpoint is the S3 endpoint URL, for S3-compatible services; empty
 	// means AWS.
@@ -84,25 +114,29 @@ func (u URL) Open(ctx context.Context) (Bucket, error) {
 
 // ParseURL parses a bucket URL, one of:
 //
-//	s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION&path_style=true&profile=NAME]
-//	file:///DIR
+//	s3://BUCKET[/PREFIX][?endpoint=URL&region=REGION&path_style=BOOL&profile=NAME]
+//	file:///DIR       a directory, by its absolute path (file:///C:/dir on Windows)
+//	file:DIR          a directory relative to the working directory
 //	mem://NAME[/PREFIX]
 //
-// For s3, every parameter is optional; path_style takes a boolean
-// (strconv.ParseBool). Credentials never go in the URL: a URL with user
-// information (s3://KEY:SECRET@BUCKET) is rejected, and S3 credentials come
-// from the environment or the profile. A PREFIX of "db/prod" or "db/prod/"
-// puts every key under "db/prod/"; it follows the rules of ValidateKey.
-// DIR is an absolute path (on Windows, file:///C:/dir). Percent-encoding is
-// decoded, so "s3://b/my%20db" has the prefix "my db/".
+// For s3, every parameter is optional and given at most once. A boolean
+// (path_style) is one of true, 1, yes, on, false, 0, no or off, in any
+// case: the same grammar as every boolean of a bucketsqlite DSN.
+// Credentials never go in the URL: a URL with user information
+// (s3://KEY:SECRET@BUCKET) is rejected, and S3 credentials come from the
+// environment or the profile. A bucket or memory name holds letters,
+// digits, '.', '-' and '_'. A PREFIX of "db/prod" or "db/prod/" puts
+// every key under "db/prod/"; it follows the rules of ValidateKey.
+// Percent-encoding is decoded, so "s3://b/my%20db" has the prefix
+// "my db/" and "file:my%20dir" the directory "my dir"; query values are
+// query-encoded, where '+' means a space. A directory loses its trailing
+// slashes.
 //
-// Errors match ErrInvalidURL and name the problem: an unknown scheme or
-// parameter, a parameter given twice or not valid for the scheme, a bad
-// boolean, a missing bucket name or directory, credentials in the URL.
+// Errors are *URLError values, which match ErrInvalidURL and name the
+// part at fault: an unknown scheme or parameter, a parameter given twice
+// or not valid for the scheme, a bad boolean, a missing bucket name or
+// directory, credentials in the URL.
 func ParseURL(rawURL string) (URL, error) {
-	bad := func(format string, args ...any) (URL, error) {
-		return URL{}, fmt.Errorf("bucket: %w: "+format, append([]any{ErrInvalidURL}, args...)...)
-	}
 	pu, err := url.Parse(rawURL)
 	if err != nil {
 		// url.Error repeats the whole URL, secrets included: keep its cause.
@@ -110,119 +144,165 @@ func ParseURL(rawURL string) (URL, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return bad("%v", err)
+		return URL{}, urlErr("url", "%v", err)
 	}
 	if pu.User != nil {
-		return bad("credentials (user information) are not allowed in a bucket URL; for S3 use the environment or profile=")
+		return URL{}, urlErr("url", "credentials (user information) do not belong in a bucket URL; for S3 use the environment or profile=")
 	}
 	var u URL
 	switch pu.Scheme {
 	case "s3", "file", "mem":
 		u.Scheme = pu.Scheme
 	case "":
-		return bad("missing scheme: want s3://, file:// or mem://")
+		return URL{}, urlErr("scheme", "missing: want s3://, file: or mem://")
 	default:
-		return bad("unknown scheme %q: want s3, file or mem", pu.Scheme)
-	}
-	if pu.Opaque != "" {
-		return bad("want %s:// followed by a %s", u.Scheme, map[string]string{
-			"s3": "bucket name", "file": "absolute path", "mem": "name"}[u.Scheme])
+		return URL{}, urlErr("scheme", "%q is not supported: want s3, file or mem", pu.Scheme)
 	}
 	if pu.Fragment != "" || strings.Contains(rawURL, "#") {
-		return bad("a fragment (#) is not allowed; percent-encode '#' in a prefix as %%23")
+		return URL{}, urlErr("url", "a fragment (#) is not allowed; percent-encode '#' as %%23")
 	}
-	q, err := url.ParseQuery(pu.RawQuery)
+	q, err := parseQuery(u.Scheme, pu.RawQuery)
 	if err != nil {
-		return bad("query: %v", err)
+		return URL{}, err
 	}
-	for name, vals := range q {
-		switch name {
-		case paramEndpoint, paramRegion, paramPathStyle, paramProfile:
-			if u.Scheme != "s3" {
-				return bad("parameter %q is valid only in s3:// URLs", name)
-			}
-		default:
-			return bad("unknown parameter %q", name)
-		}
-		if len(vals) > 1 {
-			return bad("parameter %q given %d times", name, len(vals))
-		}
-		if vals[0] == "" {
-			return bad("parameter %q is empty", name)
-		}
-	}
-
-	switch u.Scheme {
-	case "file":
-		if h := pu.Host; h != "" && !strings.EqualFold(h, "localhost") {
-			return bad("file URLs take no host (%q): want file:///DIR", h)
-		}
-		u.Dir = pu.Path
-		if u.Dir == "" {
-			return bad("missing directory: want file:///DIR")
-		}
-		if hasControl(u.Dir) {
-			return bad("directory contains a control character")
-		}
-		if runtime.GOOS == "windows" && len(u.Dir) >= 3 && u.Dir[0] == '/' && u.Dir[2] == ':' {
-			u.Dir = u.Dir[1:] // file:///C:/dir
+	if u.Scheme == "file" {
+		if u.Dir, err = fileDir(pu); err != nil {
+			return URL{}, err
 		}
 		return u, nil
-	case "mem":
-		if pu.Host == "" {
-			return bad("missing name: want mem://NAME")
-		}
-		if err := checkName(pu.Host); err != nil {
-			return bad("memory bucket name: %v", err)
-		}
-	case "s3":
-		if pu.Host == "" {
-			return bad("missing bucket name: want s3://BUCKET")
-		}
-		if err := checkName(pu.Host); err != nil {
-			return bad("bucket name: %v", err)
-		}
+	}
+	if pu.Opaque != "" {
+		return URL{}, urlErr("bucket", "want %s://NAME", u.Scheme)
+	}
+	if pu.Host == "" {
+		return URL{}, urlErr("bucket", "missing: want %s://NAME", u.Scheme)
+	}
+	if err := checkName(pu.Host); err != nil {
+		return URL{}, urlErr("bucket", "%v", err)
 	}
 	u.Bucket = pu.Host
 	if strings.HasPrefix(pu.Path, "//") {
-		return bad("prefix has an empty path segment")
+		return URL{}, urlErr("prefix", "has an empty path segment")
 	}
 	if p := strings.TrimSuffix(strings.TrimPrefix(pu.Path, "/"), "/"); p != "" {
 		if err := ValidateKey(p); err != nil {
-			return bad("prefix: %v", err)
+			return URL{}, urlErr("prefix", "%s", strings.TrimPrefix(err.Error(), ErrInvalidKey.Error()+" "))
 		}
 		u.Prefix = p + "/"
 	}
+	if err := u.setS3Params(q); err != nil {
+		return URL{}, err
+	}
+	return u, nil
+}
 
+// parseQuery parses a URL's query and checks that each parameter is known,
+// valid for the scheme, given once and not empty.
+func parseQuery(scheme, rawQuery string) (url.Values, error) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, urlErr("query", "%v", err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		vals := q[name]
+		var err error
+		switch {
+		case name == "":
+			err = urlErr("query", "a parameter without a name")
+		case !slices.Contains(s3Params, name):
+			err = urlErr(name, "unknown parameter")
+		case scheme != "s3":
+			err = urlErr(name, "only s3:// URLs take it")
+		case len(vals) > 1:
+			err = urlErr(name, "given %d times", len(vals))
+		case vals[0] == "":
+			err = urlErr(name, "empty")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
+}
+
+// s3Params are the query parameters of an s3 URL.
+var s3Params = []string{paramEndpoint, paramRegion, paramPathStyle, paramProfile}
+
+// fileDir returns the directory a file URL names.
+func fileDir(pu *url.URL) (string, error) {
+	dir := pu.Path
+	if pu.Opaque != "" { // file:DIR, relative
+		d, err := url.PathUnescape(pu.Opaque)
+		if err != nil {
+			return "", urlErr("bucket", "%v", err)
+		}
+		dir = d
+	} else if h := pu.Host; h != "" && !strings.EqualFold(h, "localhost") {
+		return "", urlErr("bucket", "a file URL takes no host (%q): want file:///DIR or file:DIR", h)
+	}
+	if dir == "" {
+		return "", urlErr("bucket", "missing directory: want file:///DIR or file:DIR")
+	}
+	if hasControl(dir) {
+		return "", urlErr("bucket", "the directory contains a control character")
+	}
+	if runtime.GOOS == "windows" && len(dir) >= 3 && dir[0] == '/' && dir[2] == ':' {
+		dir = dir[1:] // file:///C:/dir
+	}
+	for len(dir) > 1 && strings.HasSuffix(dir, "/") && !isDriveRoot(dir) {
+		dir = dir[:len(dir)-1]
+	}
+	return dir, nil
+}
+
+// isDriveRoot reports whether dir is a Windows drive's root, "C:/", whose
+// slash is not a trailing one.
+func isDriveRoot(dir string) bool {
+	return runtime.GOOS == "windows" && len(dir) == 3 && dir[1] == ':'
+}
+
+// isAbsDir reports whether a file URL's directory is absolute, that is
+// written file:///DIR rather than file:DIR.
+func isAbsDir(dir string) bool {
+	return strings.HasPrefix(dir, "/") ||
+		runtime.GOOS == "windows" && len(dir) >= 2 && dir[1] == ':' && filepath.IsAbs(filepath.FromSlash(dir))
+}
+
+// setS3Params sets u's S3 settings from the checked query q.
+func (u *URL) setS3Params(q url.Values) error {
 	u.Region = q.Get(paramRegion)
 	u.Profile = q.Get(paramProfile)
-	for _, v := range []string{u.Region, u.Profile} {
+	for name, v := range map[string]string{paramRegion: u.Region, paramProfile: u.Profile} {
 		if hasControl(v) {
-			return bad("parameter value contains a control character")
+			return urlErr(name, "contains a control character")
 		}
 	}
 	if v := q.Get(paramPathStyle); v != "" {
-		b, err := strconv.ParseBool(v)
+		b, err := param.ParseBool(v)
 		if err != nil {
-			return bad("parameter %q: %q is not a boolean (want true or false)", paramPathStyle, v)
+			return urlErr(paramPathStyle, "%v", err)
 		}
 		u.PathStyle = b
 	}
 	if v := q.Get(paramEndpoint); v != "" {
 		ep, err := url.Parse(v)
+		msg := ""
 		switch {
 		case err != nil:
-			return bad("parameter %q is not a URL", paramEndpoint)
+			msg = "not a URL"
 		case ep.User != nil:
-			return bad("parameter %q: credentials are not allowed in the endpoint", paramEndpoint)
+			msg = "credentials do not belong in the endpoint"
 		case ep.Scheme != "http" && ep.Scheme != "https" || ep.Host == "":
-			return bad("parameter %q: want http://HOST[:PORT] or https://HOST[:PORT]", paramEndpoint)
+			msg = "want http://HOST[:PORT] or https://HOST[:PORT]"
 		case hasControl(v):
-			return bad("parameter %q contains a control character", paramEndpoint)
+			msg = "contains a control character"
+		}
+		if msg != "" {
+			return urlErr(paramEndpoint, "%s", msg)
 		}
 		u.Endpoint = v
 	}
-	return u, nil
+	return nil
 }
 
 // S3Config returns the configuration of the S3 bucket u names (an s3
@@ -266,27 +346,35 @@ func (u URL) String() string {
 	pu := url.URL{Scheme: u.Scheme}
 	switch u.Scheme {
 	case "file":
-		pu.Path = u.Dir
-		if pu.Path != "" && !strings.HasPrefix(pu.Path, "/") {
-			pu.Path = "/" + pu.Path // file:///C:/dir
+		switch {
+		case u.Dir == "":
+		case isAbsDir(u.Dir):
+			pu.Path = u.Dir
+			if !strings.HasPrefix(pu.Path, "/") {
+				pu.Path = "/" + pu.Path // file:///C:/dir
+			}
+		default:
+			pu.Opaque = (&url.URL{Path: u.Dir}).EscapedPath()
 		}
 	default:
 		pu.Host = u.Bucket
 		if u.Prefix != "" {
 			pu.Path = "/" + u.Prefix
 		}
-		q := url.Values{}
-		for name, v := range map[string]string{
-			paramEndpoint: u.Endpoint, paramRegion: u.Region, paramProfile: u.Profile,
-		} {
-			if v != "" {
-				q.Set(name, v)
-			}
-		}
-		if u.PathStyle {
-			q.Set(paramPathStyle, "true")
-		}
-		pu.RawQuery = q.Encode()
 	}
+	// Parameters a scheme does not take are written all the same, so
+	// that ParseURL rejects a URL built by hand with them.
+	q := url.Values{}
+	for name, v := range map[string]string{
+		paramEndpoint: u.Endpoint, paramRegion: u.Region, paramProfile: u.Profile,
+	} {
+		if v != "" {
+			q.Set(name, v)
+		}
+	}
+	if u.PathStyle {
+		q.Set(paramPathStyle, "true")
+	}
+	pu.RawQuery = q.Encode()
 	return pu.String()
 }

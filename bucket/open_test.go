@@ -34,8 +34,22 @@ var validURLs = []struct {
 		"s3://b?endpoint=https%3A%2F%2Facct.r2.example&region=auto"},
 	{"file:///tmp/x", bucket.URL{Scheme: "file", Dir: "/tmp/x"}, "file:///tmp/x"},
 	{"file://localhost/tmp/x", bucket.URL{Scheme: "file", Dir: "/tmp/x"}, "file:///tmp/x"},
-	{"file:///tmp/with%20space/", bucket.URL{Scheme: "file", Dir: "/tmp/with space/"}, "file:///tmp/with%20space/"},
+	{"file:///tmp/with%20space/", bucket.URL{Scheme: "file", Dir: "/tmp/with space"}, "file:///tmp/with%20space"},
+	{"file:///tmp/x//", bucket.URL{Scheme: "file", Dir: "/tmp/x"}, "file:///tmp/x"},
 	{"file:///", bucket.URL{Scheme: "file", Dir: "/"}, "file:///"},
+	{"file:////", bucket.URL{Scheme: "file", Dir: "/"}, "file:///"},
+	{"file:/tmp/x", bucket.URL{Scheme: "file", Dir: "/tmp/x"}, "file:///tmp/x"},
+	{"file:data", bucket.URL{Scheme: "file", Dir: "data"}, "file:data"},
+	{"file:data/bucket/", bucket.URL{Scheme: "file", Dir: "data/bucket"}, "file:data/bucket"},
+	{"file:.", bucket.URL{Scheme: "file", Dir: "."}, "file:."},
+	{"file:./", bucket.URL{Scheme: "file", Dir: "."}, "file:."},
+	{"file:../up", bucket.URL{Scheme: "file", Dir: "../up"}, "file:../up"},
+	{"file:my%20dir%3F", bucket.URL{Scheme: "file", Dir: "my dir?"}, "file:my%20dir%3F"},
+	{"file:a:b", bucket.URL{Scheme: "file", Dir: "a:b"}, "file:a:b"},
+	{"file:%2Fabs", bucket.URL{Scheme: "file", Dir: "/abs"}, "file:///abs"},
+	{"s3://b?path_style=yes", bucket.URL{Scheme: "s3", Bucket: "b", PathStyle: true}, "s3://b?path_style=true"},
+	{"s3://b?path_style=ON", bucket.URL{Scheme: "s3", Bucket: "b", PathStyle: true}, "s3://b?path_style=true"},
+	{"s3://b?path_style=No", bucket.URL{Scheme: "s3", Bucket: "b"}, "s3://b"},
 	{"mem://test", bucket.URL{Scheme: "mem", Bucket: "test"}, "mem://test"},
 	{"mem://test/a/b", bucket.URL{Scheme: "mem", Bucket: "test", Prefix: "a/b/"}, "mem://test/a/b/"},
 }
@@ -61,60 +75,73 @@ func TestParseURL(t *testing.T) {
 
 func TestParseURLErrors(t *testing.T) {
 	for _, tc := range []struct {
-		raw, want string
+		raw, param, want string
 	}{
-		{"", "missing scheme"},
-		{"bucket/prefix", "missing scheme"},
-		{"http://b", `unknown scheme "http"`},
-		{"gs://b/p", `unknown scheme "gs"`},
-		{"s3://", "missing bucket name"},
-		{"s3:///prefix", "missing bucket name"},
-		{"s3:bucket", "want s3:// followed by a bucket name"},
-		{"file:rel/dir", "want file:// followed by a absolute path"},
-		{"mem:name", "want mem:// followed by a name"},
-		{"s3://AKIAKEY:topsecret@b", "credentials"},
-		{"s3://AKIAKEY@b", "credentials"},
-		{"s3://AKIAKEY:topsecret@b/%zz", "invalid URL escape"},
-		{"mem://user:topsecret@m", "credentials"},
-		{"s3://b?endpoint=http://k:topsecret@host", "credentials are not allowed in the endpoint"},
-		{"s3://b?foo=bar", `unknown parameter "foo"`},
-		{"s3://b?secret_access_key=topsecret", `unknown parameter "secret_access_key"`},
-		{"s3://b?Region=x", `unknown parameter "Region"`},
-		{"s3://b?region=a&region=b", `parameter "region" given 2 times`},
-		{"s3://b?region=", `parameter "region" is empty`},
-		{"s3://b?path_style=maybe", `"maybe" is not a boolean`},
-		{"s3://b?path_style=", `parameter "path_style" is empty`},
-		{"s3://b?endpoint=ftp://h", "want http://HOST"},
-		{"s3://b?endpoint=127.0.0.1:9000", "parameter \"endpoint\""},
-		{"s3://b?endpoint=http://", "want http://HOST"},
-		{"s3://b?endpoint=http://h/%25zz", `parameter "endpoint" is not a URL`},
-		{"s3://b?region=a%0Ab", "control character"},
-		{"s3://b?x=%zz", "query"},
-		{"s3://b?a=1;b=2", "query"},
-		{"s3://b//x", "empty path segment"},
-		{"s3://b//", "empty path segment"},
-		{"s3://b/a//", "empty path segment"},
-		{"s3://b/a/../c", `".." path segment`},
-		{"s3://b/./c", `"." path segment`},
-		{"s3://b/a%5Cb", "backslash"},
-		{"s3://b/ctl%01x", "control character"},
-		{"s3://b/" + strings.Repeat("p", bucket.MaxKeyLen+1), "longer than"},
-		{"s3://b:9000", "bucket name"},
-		{"s3://[::1]/p", "bucket name"},
-		{"s3://" + strings.Repeat("b", 256), "longer than 255"},
-		{"s3://b#frag", "fragment"},
-		{"s3://b/a#", "fragment"},
-		{"s3://b\x00", "control character"},
-		{"s3://b/%zz", "invalid URL escape"},
-		{"file://host/tmp", "no host"},
-		{"file://", "missing directory"},
-		{"file:///tmp?x=1", `unknown parameter "x"`},
-		{"file:///tmp?region=x", `parameter "region" is valid only in s3:// URLs`},
-		{"file:///tmp/%00", "control character"},
-		{"mem://", "missing name"},
-		{"mem://n?endpoint=http://h", "valid only in s3://"},
-		{"mem://a:1", "memory bucket name"},
-		{"mem://n//p", "empty path segment"},
+		{"", "scheme", "missing"},
+		{"bucket/prefix", "scheme", "missing"},
+		{"http://b", "scheme", `"http" is not supported`},
+		{"gs://b/p", "scheme", `"gs" is not supported`},
+		{"s3://", "bucket", "missing"},
+		{"s3:///prefix", "bucket", "missing"},
+		{"s3:bucket", "bucket", "want s3://NAME"},
+		{"mem:name", "bucket", "want mem://NAME"},
+		{"s3://AKIAKEY:topsecret@b", "url", "credentials"},
+		{"s3://AKIAKEY@b", "url", "credentials"},
+		{"s3://AKIAKEY:topsecret@b/%zz", "url", "invalid URL escape"},
+		{"mem://user:topsecret@m", "url", "credentials"},
+		{"file://user:topsecret@/tmp", "url", "credentials"},
+		{"s3://b?endpoint=http://k:topsecret@host", "endpoint", "credentials do not belong in the endpoint"},
+		{"s3://b?foo=bar", "foo", "unknown parameter"},
+		{"s3://b?secret_access_key=topsecret", "secret_access_key", "unknown parameter"},
+		{"s3://b?Region=x", "Region", "unknown parameter"},
+		{"s3://b?=x", "query", "without a name"},
+		{"s3://b?region=a&region=b", "region", "given 2 times"},
+		{"s3://b?region=", "region", "empty"},
+		{"s3://b?profile=", "profile", "empty"},
+		{"s3://b?path_style=maybe", "path_style", `"maybe" is not a boolean`},
+		{"s3://b?path_style=t", "path_style", "not a boolean"},
+		{"s3://b?path_style=F", "path_style", "not a boolean"},
+		{"s3://b?path_style=2", "path_style", "not a boolean"},
+		{"s3://b?path_style=", "path_style", "empty"},
+		{"s3://b?endpoint=ftp://h", "endpoint", "want http://HOST"},
+		{"s3://b?endpoint=127.0.0.1:9000", "endpoint", ""},
+		{"s3://b?endpoint=http://", "endpoint", "want http://HOST"},
+		{"s3://b?endpoint=http://h/%25zz", "endpoint", "not a URL"},
+		{"s3://b?region=a%0Ab", "region", "control character"},
+		{"s3://b?profile=a%7Fb", "profile", "control character"},
+		{"s3://b?x=%zz", "query", "invalid URL escape"},
+		{"s3://b?a=1;b=2", "query", "semicolon"},
+		{"s3://b//x", "prefix", "empty path segment"},
+		{"s3://b//", "prefix", "empty path segment"},
+		{"s3://b/a//", "prefix", "empty path segment"},
+		{"s3://b/a/../c", "prefix", `".." path segment`},
+		{"s3://b/./c", "prefix", `"." path segment`},
+		{"s3://b/a%5Cb", "prefix", "backslash"},
+		{"s3://b/ctl%01x", "prefix", "control character"},
+		{"s3://b/" + strings.Repeat("p", bucket.MaxKeyLen+1), "prefix", "longer than"},
+		{"s3://b:9000", "bucket", "only letters"},
+		{"s3://my_bucket!", "bucket", "only letters"},
+		{"s3://[::1]/p", "bucket", "only letters"},
+		{"s3://" + strings.Repeat("b", 256), "bucket", "longer than 255"},
+		{"s3://b#frag", "url", "fragment"},
+		{"s3://b/a#", "url", "fragment"},
+		{"s3://b\x00", "url", "control character"},
+		{"s3://b/%zz", "url", "invalid URL escape"},
+		{"file://host/tmp", "bucket", "no host"},
+		{"file://", "bucket", "missing directory"},
+		{"file:", "bucket", "missing directory"},
+		{"file://localhost", "bucket", "missing directory"},
+		{"file:///tmp?x=1", "x", "unknown parameter"},
+		{"file:///tmp?region=x", "region", "only s3:// URLs take it"},
+		{"file:data?path_style=true", "path_style", "only s3:// URLs take it"},
+		{"file:///tmp/%00", "bucket", "control character"},
+		{"file:a%01b", "bucket", "control character"},
+		{"file:a%zz", "bucket", "invalid URL escape"},
+		{"file:a%2", "bucket", "invalid URL escape"},
+		{"mem://", "bucket", "missing"},
+		{"mem://n?endpoint=http://h", "endpoint", "only s3:// URLs take it"},
+		{"mem://a:1", "bucket", "only letters"},
+		{"mem://n//p", "prefix", "empty path segment"},
 	} {
 		u, err := bucket.ParseURL(tc.raw)
 		if err == nil {
@@ -123,6 +150,12 @@ func TestParseURLErrors(t *testing.T) {
 		}
 		if !errors.Is(err, bucket.ErrInvalidURL) {
 			t.Errorf("ParseURL(%q): %v does not match ErrInvalidURL", tc.raw, err)
+		}
+		var ue *bucket.URLError
+		if !errors.As(err, &ue) {
+			t.Errorf("ParseURL(%q): %v is not a *URLError", tc.raw, err)
+		} else if ue.Param != tc.param {
+			t.Errorf("ParseURL(%q): %v blames %q; want %q", tc.raw, err, ue.Param, tc.param)
 		}
 		if !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseURL(%q): %q; want it to say %q", tc.raw, err, tc.want)
@@ -133,6 +166,15 @@ func TestParseURLErrors(t *testing.T) {
 		if u != (bucket.URL{}) {
 			t.Errorf("ParseURL(%q) returned %+v with its error", tc.raw, u)
 		}
+	}
+}
+
+// An error says each thing once.
+func TestURLErrorMessage(t *testing.T) {
+	_, err := bucket.ParseURL("s3://b?path_style=maybe")
+	const want = `invalid bucket URL: path_style: "maybe" is not a boolean (want true|false|1|0|yes|no|on|off)`
+	if err == nil || err.Error() != want {
+		t.Errorf("error %q; want %q", err, want)
 	}
 }
 
@@ -156,6 +198,16 @@ func TestOpen(t *testing.T) {
 	}
 	if d, ok := b.(*bucket.Dir); !ok || !sameDir(t, d.Root(), dir) {
 		t.Errorf("Open(file://%s) = %#v; want a *Dir on it", dir, b)
+	}
+
+	// A relative directory is resolved against the working directory.
+	t.Chdir(dir)
+	b, err = bucket.Open(ctx, "file:rel/sub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := b.(*bucket.Dir); !ok || !sameDir(t, d.Root(), filepath.Join(dir, "rel", "sub")) {
+		t.Errorf("Open(file:rel/sub) = %#v; want a *Dir on rel/sub in %s", b, dir)
 	}
 
 	if _, err := bucket.Open(ctx, "ftp://x"); !errors.Is(err, bucket.ErrInvalidURL) {

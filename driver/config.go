@@ -2,22 +2,49 @@ package driver
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/buckethead/bucketsqlite/bucket"
+	"github.com/buckethead/bucketsqlite/snapshot"
 )
 
-// normalize checks every field of cfg and applies the defaults it leaves
-// out. ParseDSN and NewConnector both call it, so a hand-built Config is
-// checked exactly like a parsed one.
+// normalize checks every field of cfg and gives its location one
+// spelling. ParseDSN and NewConnector both call it, so a hand-built Config
+// is checked exactly like a parsed one, and each error names its own
+// parameter.
 func (cfg *Config) normalize() error {
-	if err := bucket.ValidateKey(cfg.Key); err != nil {
-		return dsnErr("key", "%v", err)
+	if cfg.Bucket != (bucket.URL{}) {
+		// The same check as a DSN's location gets: through its string.
+		u, err := bucket.ParseURL(cfg.Bucket.String())
+		if err != nil {
+			return locationErr(err, "bucket")
+		}
+		cfg.Bucket = u
 	}
-	if cfg.FlushInterval < 0 || cfg.FlushTimeout < 0 {
-		return dsnErr("flush_interval", "negative duration")
+	if cfg.Key == "" {
+		return dsnErr("key", "missing: the DSN's path names the snapshot, as in s3://BUCKET/app.db")
 	}
-	for name, vals := range cfg.SQLite {
+	if err := validateKey(cfg.Key); err != nil {
+		return err
+	}
+	cfg.Bucket, cfg.Key = canonicalLocation(cfg.Bucket, cfg.Key)
+	if err := validateKey(cfg.Key); err != nil { // a prefix made it too long
+		return err
+	}
+	if cfg.FlushInterval < 0 {
+		return dsnErr("flush_interval", "negative (%v)", cfg.FlushInterval)
+	}
+	if cfg.FlushTimeout < 0 {
+		return dsnErr("flush_timeout", "negative (%v)", cfg.FlushTimeout)
+	}
+	if _, err := snapshot.ParseCheck(cfg.Check.String()); err != nil {
+		return dsnErr("integrity_check", "%v", err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.SQLite)) {
+		vals := cfg.SQLite[name]
 		if len(vals) != 1 {
 			return dsnErr(name, "want exactly one value")
 		}
@@ -30,6 +57,47 @@ func (cfg *Config) normalize() error {
 		}
 	}
 	return nil
+}
+
+// validateKey is bucket.ValidateKey, as a *DSNError.
+func validateKey(key string) error {
+	if err := bucket.ValidateKey(key); err != nil {
+		return dsnErr("key", "%s", strings.TrimPrefix(err.Error(), bucket.ErrInvalidKey.Error()+" "))
+	}
+	return nil
+}
+
+// canonicalLocation spells the valid location (u, key) the way ParseDSN
+// reads it from a DSN: the prefix of an s3 or mem URL moves into the key,
+// and the directories of a file bucket's key into the directory. The
+// bucket and key are the same either way; one spelling makes FormatDSN
+// round-trip and gives a database one identity in the in-use registry and
+// one lock (a directory bucket's lock is in its root).
+func canonicalLocation(u bucket.URL, key string) (bucket.URL, string) {
+	switch u.Scheme {
+	case "s3", "mem":
+		key, u.Prefix = u.Prefix+key, ""
+	case "file":
+		if i := strings.LastIndex(key, "/"); i >= 0 {
+			dir := u.Dir
+			if !strings.HasSuffix(dir, "/") {
+				dir += "/"
+			}
+			u.Dir, key = dir+key[:i], key[i+1:]
+		}
+	}
+	return u, key
+}
+
+// location names cfg's bucket without its S3 settings, as Config.Bucket
+// spelled it before it held a bucket.URL: the sync state beside a working
+// copy records it, and messages show it. Empty without a bucket.
+func (cfg *Config) location() string {
+	if cfg.Bucket == (bucket.URL{}) {
+		return ""
+	}
+	u := bucket.URL{Scheme: cfg.Bucket.Scheme, Bucket: cfg.Bucket.Bucket, Prefix: cfg.Bucket.Prefix, Dir: cfg.Bucket.Dir}
+	return u.String()
 }
 
 // sqliteParams returns the working copy's go-sqlite3 parameters: the

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/buckethead/bucketsqlite/bucket"
+	"github.com/buckethead/bucketsqlite/internal/param"
 	"github.com/buckethead/bucketsqlite/snapshot"
 )
 
@@ -29,27 +29,23 @@ const (
 
 // Config is a parsed DSN. ParseDSN fills it (starting from NewConfig's
 // defaults) and FormatDSN turns it back into a DSN that parses to the same
-// Config. Build one by hand for NewConnector.
+// Config. Build one by hand for NewConnector, which checks it exactly as
+// ParseDSN checks a DSN.
 type Config struct {
-	// Bucket is the bucket's URL without the key: "s3://my-bucket",
-	// "file:///var/lib/app" (a directory bucket), "file:data" (relative),
-	// or "mem://name" (a process-local memory bucket). Empty when the
-	// bucket is given to NewConnector with WithBucket.
-	Bucket string
+	// Bucket is where the snapshot lives, a bucket URL as bucket.ParseURL
+	// reads it: an S3 bucket with its endpoint, region, path_style and
+	// profile (s3://my-bucket?region=auto&endpoint=...), a directory
+	// (file:///var/lib/app, or file:data relative to the working
+	// directory), or a process-local memory bucket (mem://name). The zero
+	// URL means no bucket: NewConnector's WithBucket must supply one.
+	//
+	// Validation (ParseDSN, NewConnector) gives a location one spelling:
+	// the prefix of an s3 or mem URL moves to the front of Key, and the
+	// directories in a file bucket's Key move into Dir, so that Key is
+	// the file's name, as in a DSN.
+	Bucket bucket.URL
 	// Key is the snapshot's key in the bucket, e.g. "apps/todo.db".
 	Key string
-
-	// Endpoint is a custom S3 endpoint (R2, MinIO-compatible servers,
-	// versitygw). Empty means AWS.
-	Endpoint string
-	// Region is the S3 region; "auto" for Cloudflare R2. Empty means the
-	// AWS configuration's region.
-	Region string
-	// PathStyle addresses the bucket as ENDPOINT/BUCKET rather than
-	// BUCKET.ENDPOINT.
-	PathStyle bool
-	// Profile selects a shared AWS config/credentials profile.
-	Profile string
 
 	// FlushInterval is how often changes are flushed in the background;
 	// 0 disables the loop (flush with Flush and on Close only).
@@ -85,15 +81,21 @@ func NewConfig() *Config {
 // DSNError is a DSN that cannot be used. It names the parameter (or part
 // of the DSN) at fault; it never repeats credentials.
 type DSNError struct {
-	// Param is the DSN parameter at fault, or a part of the DSN such as
-	// "scheme", "bucket" or "key".
+	// Param is the DSN parameter at fault, or a part of the DSN: "dsn"
+	// (the whole of it), "scheme", "bucket", "key" or "query". With a
+	// Config, it names the field the parameter sets ("bucket" for
+	// Config.Bucket).
 	Param string
 	// Msg says what is wrong with it.
 	Msg string
 }
 
-// Error implements error.
+// Error implements error. Param "dsn", the whole DSN, goes without
+// saying.
 func (e *DSNError) Error() string {
+	if e.Param == "dsn" {
+		return "bucketsqlite: invalid DSN: " + e.Msg
+	}
 	return fmt.Sprintf("bucketsqlite: invalid DSN: %s: %s", e.Param, e.Msg)
 }
 
@@ -107,155 +109,146 @@ func dsnErr(param, format string, args ...any) error {
 	return &DSNError{Param: param, Msg: fmt.Sprintf(format, args...)}
 }
 
-// s3Params are the parameters only an s3:// bucket takes.
-var s3Params = []string{"endpoint", "region", "path_style", "profile"}
-
-// ParseDSN parses a bucketsqlite DSN:
+// ParseDSN parses a bucketsqlite DSN, a bucket location whose path ends
+// in the snapshot's key:
 //
 //	s3://BUCKET/KEY?region=auto&endpoint=https://ACCOUNT.r2.cloudflarestorage.com
-//	file:///DIR/KEY            a directory bucket at DIR (file:DIR/KEY for a relative DIR)
-//	mem://NAME/KEY             a process-local memory bucket
+//	file:///DIR/KEY    a directory bucket at DIR; KEY is the last path segment
+//	file:DIR/KEY       the same, DIR relative to the working directory
+//	file:KEY           the working directory itself
+//	mem://NAME/KEY     a process-local memory bucket
 //
-// followed by parameters, each at most once:
+// The location (the DSN without its key, with the parameters endpoint,
+// region, path_style and profile) is a bucket URL: bucket.ParseURL reads
+// it, so a DSN and a bucket URL follow one grammar, documented there. The
+// parameters, each at most once, are:
 //
 //	endpoint, region, path_style, profile   S3 settings (s3:// only)
 //	flush_interval   Go duration; 0 disables the background loop (default 1m)
 //	flush_timeout    Go duration bounding each flush; 0: none (default 10m)
-//	keep_previous    true|false: keep the replaced snapshot at KEY.prev (default true)
+//	keep_previous    boolean: keep the replaced snapshot at KEY.prev (default true)
 //	local            persistent working-copy path (default: a private temp dir)
 //	integrity_check  full|quick|none, run on restore (default full)
 //	_journal_mode, _busy_timeout, _foreign_keys, ...   go-sqlite3 settings
 //
-// Unknown parameters, repeated parameters and malformed values are errors
-// naming the parameter: a typo must not silently change durability.
-// Credentials never go in a DSN; a DSN with user info is rejected.
+// A boolean, here as in go-sqlite3's parameters, is true, 1, yes or on,
+// or false, 0, no or off, in any case.
+//
+// The path is percent-encoded: write %3F for '?', %23 for '#' and %25
+// for '%' in a key or directory. Parameter values are query-encoded, in
+// which '+' means a space: write %2B for a '+' (local=/var/lib/app%2B1.db),
+// %26 for '&' and %25 for '%'. FormatDSN writes them so.
+//
+// Unknown parameters, repeated parameters and malformed values are
+// *DSNError values naming the parameter or part of the DSN at fault: a
+// typo must not silently change durability. Credentials never go in a
+// DSN; a DSN with user info is rejected, and no error repeats one.
 func ParseDSN(dsn string) (*Config, error) {
-	cfg := NewConfig()
 	u, err := url.Parse(dsn)
 	if err != nil {
 		// url's messages quote the input, which could hold a secret.
 		return nil, dsnErr("dsn", "not a URL")
 	}
-	if u.User != nil {
-		return nil, dsnErr("dsn", "credentials do not belong in the DSN; use the standard AWS environment variables, shared config or an instance role")
-	}
-	if u.Fragment != "" || strings.HasSuffix(dsn, "#") {
-		return nil, dsnErr("dsn", "unexpected fragment (#...)")
-	}
-	if err := parseLocation(cfg, u); err != nil {
-		return nil, err
+	if u.Fragment != "" || strings.Contains(dsn, "#") {
+		return nil, dsnErr("dsn", "unexpected fragment (#...); write %%23 for a '#' in a key")
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return nil, dsnErr("query", "malformed query string")
+		return nil, dsnErr("query", "%v", err)
 	}
-	names := make([]string, 0, len(q))
-	for name := range q {
-		names = append(names, name)
+	// The driver's parameters are its own; the rest belong to the
+	// location, whose parser knows them and rejects unknown ones.
+	own := url.Values{}
+	for name, vals := range q {
+		if isDriverParam(name) {
+			own[name] = vals
+			delete(q, name)
+		}
 	}
-	slices.Sort(names)
-	for _, name := range names {
-		vals := q[name]
-		if name == "" {
-			return nil, dsnErr("query", "a parameter without a name")
+	loc, key := splitDSN(u)
+	loc.RawQuery = q.Encode()
+	cfg := NewConfig()
+	if cfg.Bucket, err = bucket.ParseURL(loc.String()); err != nil {
+		return nil, locationErr(err, "dsn")
+	}
+	cfg.Key = key
+	for _, name := range slices.Sorted(maps.Keys(own)) {
+		if n := len(own[name]); n != 1 {
+			return nil, dsnErr(name, "given %d times", n)
 		}
-		if len(vals) != 1 {
-			return nil, dsnErr(name, "given %d times", len(vals))
-		}
-		if err := cfg.set(u.Scheme, name, vals[0]); err != nil {
+		if err := cfg.set(name, own[name][0]); err != nil {
 			return nil, err
 		}
+	}
+	if err := cfg.normalize(); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
 
-func parseLocation(cfg *Config, u *url.URL) error {
-	switch u.Scheme {
-	case "s3", "mem":
-		if u.Opaque != "" {
-			return dsnErr("dsn", "want %s://NAME/KEY", u.Scheme)
+// splitDSN splits a DSN into its location (without a query) and its key:
+// the whole path of s3:// and mem:// DSNs, the last path segment of
+// file: ones.
+func splitDSN(u *url.URL) (url.URL, string) {
+	loc := url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host, Opaque: u.Opaque}
+	if u.Scheme != "file" {
+		// Other schemes than s3 and mem are the location parser's to reject.
+		return loc, strings.TrimPrefix(u.Path, "/")
+	}
+	p := u.Path
+	if u.Opaque != "" {
+		var err error
+		if p, err = url.PathUnescape(u.Opaque); err != nil {
+			return loc, "" // the location parser reports the bad escape
 		}
-		if u.Host == "" {
-			return dsnErr("bucket", "missing bucket name in %s://NAME/KEY", u.Scheme)
-		}
-		if u.Port() != "" || strings.Contains(u.Host, ":") {
-			return dsnErr("bucket", "a bucket name has no port")
-		}
-		cfg.Bucket = u.Scheme + "://" + u.Host
-		cfg.Key = strings.TrimPrefix(u.Path, "/")
-	case "file":
-		p := u.Path
-		if u.Opaque != "" {
-			p, _ = url.PathUnescape(u.Opaque)
-		} else if u.Host != "" && u.Host != "localhost" {
-			return dsnErr("bucket", "file:// URLs name a local directory; host %q is not supported", u.Host)
-		}
-		if p == "" || strings.HasSuffix(p, "/") {
-			return dsnErr("key", "missing key: want file:///DIR/KEY")
-		}
-		dir, key := path.Split(p)
-		switch {
-		case u.Opaque != "" && dir == "":
-			dir = "."
-		case u.Opaque == "" && !strings.HasPrefix(dir, "/"):
-			return dsnErr("bucket", "file:// URLs take an absolute path: file:///DIR/KEY")
-		}
-		dir = path.Clean(dir)
-		escaped := (&url.URL{Path: dir}).EscapedPath()
-		if u.Opaque != "" {
-			cfg.Bucket = "file:" + escaped
-		} else {
-			cfg.Bucket = "file://" + escaped
-		}
-		cfg.Key = key
-	case "":
-		return dsnErr("scheme", "missing scheme: want s3://BUCKET/KEY, file:///DIR/KEY or mem://NAME/KEY")
+	}
+	i := strings.LastIndex(p, "/")
+	dir, key := p[:i+1], p[i+1:] // the location parser trims dir's slash
+	switch {
+	case u.Opaque == "":
+		loc.Path = dir
+	case dir == "":
+		loc.Opaque = "." // file:KEY
 	default:
-		return dsnErr("scheme", "unsupported scheme %q: want s3, file or mem", u.Scheme)
+		loc.Opaque = (&url.URL{Path: dir}).EscapedPath()
 	}
-	if cfg.Key == "" {
-		return dsnErr("key", "missing key: the DSN's path names the snapshot, e.g. %s/app.db", cfg.Bucket)
-	}
-	if err := bucket.ValidateKey(cfg.Key); err != nil {
-		return dsnErr("key", "%v", err)
-	}
-	return nil
+	return loc, key
 }
 
-func (cfg *Config) set(scheme, name, val string) error {
-	if slices.Contains(s3Params, name) && scheme != "s3" {
-		return dsnErr(name, "only s3:// buckets take it")
+// locationErr turns the location parser's error into a *DSNError naming
+// the same part; whole names the part that the parser calls "url".
+func locationErr(err error, whole string) error {
+	var ue *bucket.URLError
+	if !errors.As(err, &ue) {
+		return dsnErr("bucket", "%v", err)
 	}
+	switch ue.Param {
+	case "url":
+		return &DSNError{Param: whole, Msg: ue.Msg}
+	case "prefix":
+		return &DSNError{Param: "bucket", Msg: "prefix " + ue.Msg}
+	}
+	return &DSNError{Param: ue.Param, Msg: ue.Msg}
+}
+
+// isDriverParam reports whether a DSN parameter is the driver's (or
+// go-sqlite3's) rather than the bucket location's.
+func isDriverParam(name string) bool {
 	switch name {
-	case "endpoint":
-		u, err := url.Parse(val)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return dsnErr(name, "want an http:// or https:// URL")
-		}
-		if u.User != nil {
-			return dsnErr(name, "credentials do not belong in the endpoint")
-		}
-		cfg.Endpoint = val
-	case "region":
-		if val == "" {
-			return dsnErr(name, "empty")
-		}
-		cfg.Region = val
-	case "path_style":
-		b, err := parseBool(val)
-		if err != nil {
-			return dsnErr(name, "%v", err)
-		}
-		cfg.PathStyle = b
-	case "profile":
-		if val == "" {
-			return dsnErr(name, "empty")
-		}
-		cfg.Profile = val
+	case "flush_interval", "flush_timeout", "keep_previous", "local", "integrity_check":
+		return true
+	}
+	return strings.HasPrefix(name, "_")
+}
+
+// set sets the driver parameter name from its DSN value. Checks that a
+// hand-built Config needs as well are normalize's.
+func (cfg *Config) set(name, val string) error {
+	switch name {
 	case "flush_interval", "flush_timeout":
 		d, err := time.ParseDuration(val)
-		if err != nil || d < 0 {
-			return dsnErr(name, "want a non-negative Go duration such as 30s or 5m, got %q", val)
+		if err != nil {
+			return dsnErr(name, "want a Go duration such as 30s or 5m, got %q", val)
 		}
 		if name == "flush_interval" {
 			cfg.FlushInterval = d
@@ -263,7 +256,7 @@ func (cfg *Config) set(scheme, name, val string) error {
 			cfg.FlushTimeout = d
 		}
 	case "keep_previous":
-		b, err := parseBool(val)
+		b, err := param.ParseBool(val)
 		if err != nil {
 			return dsnErr(name, "%v", err)
 		}
@@ -279,10 +272,7 @@ func (cfg *Config) set(scheme, name, val string) error {
 			return dsnErr(name, "%v", err)
 		}
 		cfg.Check = c
-	default:
-		if !strings.HasPrefix(name, "_") {
-			return dsnErr(name, "unknown parameter")
-		}
+	default: // "_...", go-sqlite3's
 		canon, v, err := sqliteParam(name, val)
 		if err != nil {
 			return err
@@ -296,16 +286,6 @@ func (cfg *Config) set(scheme, name, val string) error {
 		cfg.SQLite.Set(canon, v)
 	}
 	return nil
-}
-
-func parseBool(s string) (bool, error) {
-	switch strings.ToLower(s) {
-	case "1", "true", "yes", "on":
-		return true, nil
-	case "0", "false", "no", "off":
-		return false, nil
-	}
-	return false, fmt.Errorf("want true or false, got %q", s)
 }
 
 // sqliteAliases maps go-sqlite3's short parameter names to canonical ones.
@@ -328,7 +308,7 @@ func oneOf(vals ...string) func(string) (string, bool) {
 }
 
 func isBool(s string) (string, bool) {
-	b, err := parseBool(s)
+	b, err := param.ParseBool(s)
 	if err != nil {
 		return "", false
 	}
@@ -337,6 +317,16 @@ func isBool(s string) (string, bool) {
 	}
 	return "0", true
 }
+
+func isBoolOrFast(s string) (string, bool) {
+	if strings.EqualFold(s, "FAST") {
+		return "FAST", true
+	}
+	return isBool(s)
+}
+
+// wantBool names the grammar of isBool in error messages.
+const wantBool = "a boolean (" + param.BoolWords + ")"
 
 func isInt(min int64) func(string) (string, bool) {
 	return func(s string) (string, bool) {
@@ -356,15 +346,15 @@ var sqliteParams = map[string]struct {
 }{
 	"_journal_mode":             {oneOf("WAL", "DELETE", "TRUNCATE", "PERSIST", "MEMORY", "OFF"), "WAL, DELETE, TRUNCATE, PERSIST, MEMORY or OFF"},
 	"_busy_timeout":             {isInt(0), "milliseconds, a non-negative integer"},
-	"_foreign_keys":             {isBool, "true or false"},
-	"_defer_foreign_keys":       {isBool, "true or false"},
-	"_case_sensitive_like":      {isBool, "true or false"},
-	"_recursive_triggers":       {isBool, "true or false"},
-	"_ignore_check_constraints": {isBool, "true or false"},
-	"_query_only":               {isBool, "true or false"},
+	"_foreign_keys":             {isBool, wantBool},
+	"_defer_foreign_keys":       {isBool, wantBool},
+	"_case_sensitive_like":      {isBool, wantBool},
+	"_recursive_triggers":       {isBool, wantBool},
+	"_ignore_check_constraints": {isBool, wantBool},
+	"_query_only":               {isBool, wantBool},
 	"_synchronous":              {oneOf("OFF", "NORMAL", "FULL", "EXTRA"), "OFF, NORMAL, FULL or EXTRA"},
 	"_auto_vacuum":              {oneOf("NONE", "FULL", "INCREMENTAL"), "NONE, FULL or INCREMENTAL"},
-	"_secure_delete":            {oneOf("1", "0", "FAST", "true", "false"), "true, false or FAST"},
+	"_secure_delete":            {isBoolOrFast, "FAST or " + wantBool},
 	"_cache_size":               {isInt(-1 << 62), "an integer"},
 	"_txlock":                   {oneOf("deferred", "immediate", "exclusive"), "deferred, immediate or exclusive"},
 	"_locking_mode":             {oneOf("NORMAL"), "NORMAL (EXCLUSIVE would lock the flusher out)"},
@@ -392,28 +382,22 @@ func sqliteParam(name, val string) (string, string, error) {
 	return canon, v, nil
 }
 
-// FormatDSN returns a DSN that ParseDSN turns back into cfg. Parameters at
-// their default values are left out.
+// FormatDSN returns a DSN that ParseDSN turns back into cfg: the
+// location, the key, and the parameters that differ from their defaults,
+// sorted, query-encoded ('+' as %2B). Without a bucket (WithBucket) it
+// starts with the key, and is for messages only.
 func (cfg *Config) FormatDSN() string {
+	q := url.Values{}
 	var b strings.Builder
-	b.WriteString(cfg.Bucket)
-	if cfg.Bucket != "" && !strings.HasSuffix(cfg.Bucket, "/") {
-		b.WriteByte('/')
+	if cfg.Bucket != (bucket.URL{}) {
+		loc, rawQuery, _ := strings.Cut(cfg.Bucket.String(), "?")
+		q, _ = url.ParseQuery(rawQuery) // String encodes it
+		b.WriteString(loc)
+		if !strings.HasSuffix(loc, "/") {
+			b.WriteByte('/')
+		}
 	}
 	b.WriteString((&url.URL{Path: cfg.Key}).EscapedPath())
-	q := url.Values{}
-	if cfg.Endpoint != "" {
-		q.Set("endpoint", cfg.Endpoint)
-	}
-	if cfg.Region != "" {
-		q.Set("region", cfg.Region)
-	}
-	if cfg.PathStyle {
-		q.Set("path_style", "true")
-	}
-	if cfg.Profile != "" {
-		q.Set("profile", cfg.Profile)
-	}
 	if cfg.FlushInterval != DefaultFlushInterval {
 		q.Set("flush_interval", cfg.FlushInterval.String())
 	}

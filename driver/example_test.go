@@ -154,15 +154,17 @@ func ExampleParseDSN() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(cfg.Bucket, cfg.Key)
-	fmt.Println(cfg.Endpoint, cfg.Region, cfg.FlushInterval)
+	fmt.Println(cfg.Bucket.Scheme, cfg.Bucket.Bucket, cfg.Key)
+	fmt.Println(cfg.Bucket.Endpoint, cfg.Bucket.Region, cfg.FlushInterval)
+	fmt.Println(cfg) // FormatDSN: the parameters sorted, defaults left out
 
 	_, err = driver.ParseDSN("s3://my-bucket/apps/todo.db?flush_intervall=30s")
 	fmt.Println(err)
 	fmt.Println(errors.Is(err, driver.ErrInvalidDSN))
 	// Output:
-	// s3://my-bucket apps/todo.db
+	// s3 my-bucket apps/todo.db
 	// https://ACCOUNT.r2.cloudflarestorage.com auto 30s
+	// s3://my-bucket/apps/todo.db?endpoint=https://ACCOUNT.r2.cloudflarestorage.com&flush_interval=30s&region=auto
 	// bucketsqlite: invalid DSN: flush_intervall: unknown parameter
 	// true
 }

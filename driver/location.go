@@ -5,77 +5,62 @@ package driver
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/buckethead/bucketsqlite/bucket"
 )
 
 // openBucket returns the connector's bucket and an identity for the
-// in-process registry.
+// in-process registry: two connectors with the same identity would write
+// the same snapshot. cfg is normalized.
 func openBucket(cfg *Config, o *options) (bucket.Bucket, string, error) {
 	if o.bucket != nil {
 		return o.bucket, fmt.Sprintf("%T@%p\x00%s", o.bucket, o.bucket, cfg.Key), nil
 	}
-	if cfg.Bucket == "" {
-		return nil, "", dsnErr("bucket", "no bucket: set Config.Bucket or use WithBucket")
-	}
-	u, err := url.Parse(cfg.Bucket)
-	if err != nil {
-		return nil, "", dsnErr("bucket", "not a URL")
-	}
+	u := cfg.Bucket
 	ctx := context.Background()
 	switch u.Scheme {
+	case "":
+		return nil, "", dsnErr("bucket", "none: set Config.Bucket or use WithBucket")
 	case "s3":
-		s3cfg := bucket.S3Config{
-			Bucket:    u.Host,
-			Endpoint:  cfg.Endpoint,
-			Region:    cfg.Region,
-			PathStyle: cfg.PathStyle,
-			Profile:   cfg.Profile,
-			AWSConfig: o.awsConfig,
-		}
+		s3cfg := u.S3Config()
+		s3cfg.AWSConfig = o.awsConfig
+		endpoint := u.Endpoint
 		if o.s3Client != nil {
 			// The client carries its own endpoint, region and credentials.
-			s3cfg = bucket.S3Config{Bucket: u.Host, Client: o.s3Client}
+			s3cfg = bucket.S3Config{Bucket: u.Bucket, Client: o.s3Client}
+			endpoint = aws.ToString(o.s3Client.Options().BaseEndpoint)
 		}
 		b, err := bucket.NewS3(ctx, s3cfg)
 		if err != nil {
 			return nil, "", fmt.Errorf("bucketsqlite: %w", err)
 		}
-		return b, "s3://" + u.Host + "@" + cfg.Endpoint + "\x00" + cfg.Key, nil
-	case "file":
-		dir := u.Path
-		if u.Opaque != "" {
-			dir, _ = url.PathUnescape(u.Opaque)
-		}
-		abs, err := filepath.Abs(dir)
-		if err != nil {
-			return nil, "", dsnErr("bucket", "%v", err)
-		}
-		if err := os.MkdirAll(abs, 0o700); err != nil {
-			return nil, "", fmt.Errorf("bucketsqlite: directory bucket: %w", err)
-		}
-		b, err := bucket.NewDir(abs)
-		if err != nil {
-			return nil, "", fmt.Errorf("bucketsqlite: %w", err)
-		}
-		return b, "file://" + abs + "\x00" + cfg.Key, nil
-	case "mem":
-		return bucket.Mem(u.Host), "mem://" + u.Host + "\x00" + cfg.Key, nil
+		id := "s3://" + u.Bucket + "@" + endpoint + "\x00" + u.Prefix + cfg.Key
+		return bucket.WithPrefix(b, u.Prefix), id, nil
 	}
-	return nil, "", dsnErr("bucket", "unsupported scheme %q", u.Scheme)
+	b, err := u.Open(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("bucketsqlite: %w", err)
+	}
+	if d, ok := b.(*bucket.Dir); ok {
+		// NewDir made the directory and resolved its symbolic links: one
+		// directory spelled two ways is one bucket.
+		return b, "file://" + d.Root() + "\x00" + cfg.Key, nil
+	}
+	return b, u.String() + "\x00" + cfg.Key, nil
 }
 
 // bucketName names cfg's bucket in the sync record beside a persistent
 // working copy, which must not belong to another database.
-func bucketName(cfg *Config) string { return cfg.Bucket }
+// It leaves out the S3 settings (endpoint, region, ...), so that records
+// written before they were part of the location still match.
+func bucketName(cfg *Config) string { return cfg.location() }
 
 // location names cfg's database, its bucket and key, for messages.
 func location(cfg *Config) string {
-	if cfg.Bucket == "" {
+	if cfg.location() == "" {
 		return fmt.Sprintf("%q", cfg.Key)
 	}
-	return cfg.Bucket + "/" + cfg.Key
+	return cfg.location() + "/" + cfg.Key
 }

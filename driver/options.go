@@ -22,7 +22,7 @@ type options struct {
 }
 
 // WithBucket stores snapshots in b instead of the bucket named by
-// Config.Bucket (which may then be empty).
+// Config.Bucket (which may then be the zero bucket.URL).
 func WithBucket(b bucket.Bucket) Option { return func(o *options) { o.bucket = b } }
 
 // WithS3Client makes an s3:// bucket use client, with its credentials,

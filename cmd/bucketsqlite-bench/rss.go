@@ -167,7 +167,7 @@ func child(ctx context.Context, spec childSpec) (childResult, error) {
 		}
 	case "flush":
 		cfg := driver.NewConfig()
-		cfg.Bucket, cfg.Key = "s3://"+spec.Bucket, spec.Key
+		cfg.Bucket, cfg.Key = bucket.URL{Scheme: "s3", Bucket: spec.Bucket}, spec.Key
 		cfg.FlushInterval, cfg.KeepPrevious = 0, false
 		c, err := driver.NewConnector(cfg, driver.WithS3Client(client))
 		if err != nil {

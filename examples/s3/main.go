@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/buckethead/bucketsqlite/bucket"
 	"github.com/buckethead/bucketsqlite/driver"
 )
 
@@ -74,9 +75,11 @@ func parseFlags(args []string) (cfg *driver.Config, verbose bool, err error) {
 		return nil, false, errors.New("-bucket or -dsn is required")
 	}
 	cfg = driver.NewConfig()
-	cfg.Bucket = "s3://" + *bucketName
+	cfg.Bucket = bucket.URL{
+		Scheme: "s3", Bucket: *bucketName,
+		Endpoint: *endpoint, Region: *region, PathStyle: *pathStyle,
+	}
 	cfg.Key = *key
-	cfg.Endpoint, cfg.Region, cfg.PathStyle = *endpoint, *region, *pathStyle
 	return cfg, verbose, nil
 }
 
