@@ -113,5 +113,11 @@ func (cfg *Config) sqliteParams() url.Values {
 	if !p.Has("_busy_timeout") {
 		p.Set("_busy_timeout", fmt.Sprint(DefaultBusyTimeout))
 	}
+	if cfg.Local != "" && !p.Has("_synchronous") {
+		// A persistent working copy promises that every acknowledged
+		// commit survives a crash, power loss included: in WAL mode,
+		// NORMAL (go-sqlite3's default) can lose the last commits then.
+		p.Set("_synchronous", DefaultLocalSynchronous)
+	}
 	return p
 }

@@ -403,3 +403,24 @@ func TestStaleTempWorkingCopiesRemoved(t *testing.T) {
 
 // waitABit yields while a test polls for another goroutine's progress.
 func waitABit() { time.Sleep(time.Millisecond) }
+
+// Issue 11 #1: journal modes that can leave a damaged database after a
+// rollback or a crash are refused, naming the parameter: a flush would
+// upload the damage over a good snapshot.
+func TestUnsafeJournalModesRefused(t *testing.T) {
+	for _, mode := range []string{"OFF", "MEMORY", "off", "memory"} {
+		for _, name := range []string{"_journal_mode", "_journal"} {
+			_, err := driver.ParseDSN("mem://unsafe/app.db?" + name + "=" + mode)
+			var de *driver.DSNError
+			if !errors.As(err, &de) || de.Param != name {
+				t.Errorf("%s=%s: %v, want a DSN error naming %s", name, mode, err, name)
+			}
+		}
+		cfg := driver.NewConfig()
+		cfg.Key = "app.db"
+		cfg.SQLite = map[string][]string{"_journal_mode": {strings.ToUpper(mode)}}
+		if _, err := driver.NewConnector(cfg, driver.WithBucket(bucket.Mem("unsafe"))); !errors.Is(err, driver.ErrInvalidDSN) {
+			t.Errorf("a hand-built Config with _journal_mode=%s: %v, want ErrInvalidDSN", mode, err)
+		}
+	}
+}

@@ -126,3 +126,79 @@ func writeState(local string, st syncState) error {
 	}
 	return nil
 }
+
+// begin records, for a persistent working copy, what the bucket holds and
+// whether the working copy is ahead of it, when the database opens.
+func (w *workingCopy) begin(remote remoteState, dirty bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.record = syncState{Bucket: w.bucket, Key: w.key, ETag: remote.ETag, SHA256: remote.SHA256, Pending: remote.Pending, Dirty: dirty}
+	w.dirtyMarked.Store(dirty)
+	if !w.persist {
+		return nil
+	}
+	return writeState(w.path, w.record)
+}
+
+// onCommit is the commit hook of every pooled connection to a persistent
+// working copy. It counts commits and records on disk that the working
+// copy is ahead of the bucket before the first commit since a flush lands.
+func (w *workingCopy) onCommit() int {
+	w.commits.Add(1)
+	if w.dirtyMarked.Load() {
+		return 0
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.record.Dirty {
+		return 0
+	}
+	st := w.record
+	st.Dirty = true
+	if err := writeState(w.path, st); err != nil {
+		// Refuse the commit rather than lose track of it.
+		w.log.Error("bucketsqlite: cannot record unflushed writes; refusing commit", "err", err)
+		return 1
+	}
+	w.record.Dirty = true
+	w.dirtyMarked.Store(true)
+	return 0
+}
+
+// pending records, before an upload starts, the hash it carries: should it
+// land and the process stop before it returns, a restart finds it ours.
+func (w *workingCopy) pending(remote remoteState) error {
+	if !w.persist {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st := w.record
+	st.Pending = remote.Pending
+	if err := writeState(w.path, st); err != nil {
+		return err
+	}
+	w.record.Pending = remote.Pending
+	return nil
+}
+
+// synced records what the bucket now holds: dirty unless every commit
+// counted up to n0 (see barrier) made it into the snapshot.
+func (w *workingCopy) synced(remote remoteState, n0 uint64) error {
+	if !w.persist {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.dirtyMarked.Store(false) // from here on, commits wait for the record
+	st := syncState{Bucket: w.bucket, Key: w.key, ETag: remote.ETag, SHA256: remote.SHA256, Pending: remote.Pending}
+	st.Dirty = w.commits.Load() != n0
+	if err := writeState(w.path, st); err != nil {
+		w.record.Dirty = true // unknown: let the next commit rewrite it
+		w.dirtyMarked.Store(true)
+		return err
+	}
+	w.record = st
+	w.dirtyMarked.Store(st.Dirty)
+	return nil
+}
