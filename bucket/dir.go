@@ -325,7 +325,7 @@ func (d *Dir) write(ctx context.Context, key string, size int64,
 	check func(exists bool, etag string) error) (Attrs, error) {
 	path := d.path(key)
 	dir := filepath.Dir(path)
-	tmp, created, err := d.createTemp(dir)
+	tmp, created, err := d.createTemp(path)
 	if err != nil {
 		if created {
 			d.prune(dir)
@@ -334,15 +334,12 @@ func (d *Dir) write(ctx context.Context, key string, size int64,
 	}
 	committed := false
 	defer func() {
-		if !committed {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			if created {
-				d.prune(dir)
-			}
+		tmp.Discard()
+		if !committed && created {
+			d.prune(dir)
 		}
 	}()
-	etag, md, err := fill(tmp)
+	etag, md, err := fill(tmp.File)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -352,7 +349,7 @@ func (d *Dir) write(ctx context.Context, key string, size int64,
 	}
 	var id uint64
 	if err == nil {
-		id, err = fileID(tmp, fi)
+		id, err = fileID(tmp.File, fi)
 	}
 	if err == nil && fi.Size() != size {
 		err = fmt.Errorf("%s: wrote %d bytes, not %d", tmp.Name(), fi.Size(), size)
@@ -380,7 +377,7 @@ func (d *Dir) write(ctx context.Context, key string, size int64,
 		return Attrs{}, err
 	}
 	side := sidecarPath(path)
-	if err := writeSidecar(ctx, dir, side, sidecar{Current: v, Previous: prev}); err != nil {
+	if err := writeSidecar(ctx, side, sidecar{Current: v, Previous: prev}); err != nil {
 		return Attrs{}, err
 	}
 	// The new sidecar is in place, still describing the old file through
@@ -395,7 +392,7 @@ func (d *Dir) write(ctx context.Context, key string, size int64,
 		undo()
 		return Attrs{}, err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := tmp.Rename(); err != nil {
 		undo()
 		if fi, serr := os.Lstat(path); serr == nil && fi.IsDir() {
 			return Attrs{}, fmt.Errorf("%s is a directory: %w", path, errConflict)
@@ -444,24 +441,19 @@ func (d *Dir) current(ctx context.Context, path string, check func(exists bool, 
 	return true, v, check(true, etag)
 }
 
-// writeSidecar writes s to a temporary file in dir, fsyncs it and, unless
-// ctx is done, renames it to path. The temporary file is removed on every
-// failure.
-func writeSidecar(ctx context.Context, dir, path string, s sidecar) (err error) {
+// writeSidecar writes s to a temporary file beside path, fsyncs it and,
+// unless ctx is done, renames it to path; the caller fsyncs the directory.
+// The temporary file is removed on every failure.
+func writeSidecar(ctx context.Context, path string, s sidecar) error {
 	js, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, tempPattern)
+	f, err := fsutil.CreateTemp(path, tempPattern)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
+	defer f.Discard()
 	if _, err := f.Write(js); err != nil {
 		return err
 	}
@@ -474,19 +466,21 @@ func writeSidecar(ctx context.Context, dir, path string, s sidecar) (err error) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), path)
+	return f.Rename()
 }
 
-// createTemp creates a temporary file (mode 0600) in dir, creating dir and
-// its parents up to the root as needed; created reports whether it made any.
-func (d *Dir) createTemp(dir string) (f *os.File, created bool, err error) {
+// createTemp creates a temporary file (mode 0600) beside path, creating
+// its directory and their parents up to the root as needed; created
+// reports whether it made any.
+func (d *Dir) createTemp(path string) (f *fsutil.TempFile, created bool, err error) {
+	dir := filepath.Dir(path)
 	for try := 0; ; try++ {
 		c, err := d.mkdirs(dir)
 		created = created || c
 		if err != nil {
 			return nil, created, err
 		}
-		f, err = os.CreateTemp(dir, tempPattern)
+		f, err = fsutil.CreateTemp(path, tempPattern)
 		if err == nil {
 			return f, created, nil
 		}

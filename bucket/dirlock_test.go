@@ -1,5 +1,3 @@
-//go:build darwin || dragonfly || freebsd || linux || netbsd || openbsd
-
 package bucket
 
 import (
@@ -7,61 +5,55 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/buckethead/bucketsqlite/internal/childproc"
 )
 
 // The lock's tests wait on a held lock with a deadline: the deadline only
 // bounds the wait, the tests do not depend on how long anything takes.
 
-const lockHelperEnv = "BUCKETSQLITE_LOCK_HELPER_ROOT"
+func TestMain(m *testing.M) {
+	childproc.Main(m, map[string]func([]string) int{"hold-dir-lock": holdDirLock})
+}
 
-// TestDirLockHelper is not a test: run by TestDirLockAcrossProcesses in a
-// child process, it holds the lock of a root until its stdin closes.
-func TestDirLockHelper(t *testing.T) {
-	root := os.Getenv(lockHelperEnv)
-	if root == "" {
-		t.Skip("helper process for TestDirLockAcrossProcesses")
-	}
-	d, err := NewDir(root)
+// holdDirLock, run by TestDirLockAcrossProcesses in a child process, holds
+// the lock of the root args[0] until its stdin closes.
+func holdDirLock(args []string) int {
+	d, err := NewDir(args[0])
 	if err != nil {
-		t.Fatal(err)
+		fmt.Println(err)
+		return 2
 	}
 	unlock, err := d.lock(context.Background())
 	if err != nil {
-		t.Fatal(err)
+		fmt.Println(err)
+		return 2
 	}
-	os.Stdout.WriteString("locked\n")
+	fmt.Println("locked")
 	bufio.NewReader(os.Stdin).ReadString('\n')
 	unlock()
+	return 0
 }
 
 func TestDirLockAcrossProcesses(t *testing.T) {
+	switch runtime.GOOS {
+	case "darwin", "dragonfly", "freebsd", "linux", "netbsd", "openbsd":
+	default:
+		t.Skip("the root's lock excludes other processes only where there is flock(2)")
+	}
 	root := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDirLockHelper$")
-	cmd.Env = append(os.Environ(), lockHelperEnv+"="+root)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || line != "locked\n" {
+	c := childproc.Start(t, childproc.Command("hold-dir-lock", root))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if line, err := c.Next(ctx); err != nil || line != "locked" {
 		t.Fatalf("helper said %q, %v", line, err)
 	}
 
@@ -71,8 +63,7 @@ func TestDirLockAcrossProcesses(t *testing.T) {
 	}
 	wantHeld(t, d)
 
-	stdin.Close()
-	if err := cmd.Wait(); err != nil {
+	if err := c.Wait(); err != nil {
 		t.Fatalf("helper: %v", err)
 	}
 	unlock, err := d.lock(context.Background())

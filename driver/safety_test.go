@@ -56,13 +56,6 @@ func (s *safetyDB) open(keys ...string) *sql.DB {
 	return sql.OpenDB(c)
 }
 
-func exec(t *testing.T, db *sql.DB, query string) {
-	t.Helper()
-	if _, err := db.Exec(query); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-}
-
 // bucketRows restores key from the directory bucket and counts t's rows;
 // -1 when there is no snapshot.
 func (s *safetyDB) bucketRows(key string) int {
@@ -92,9 +85,9 @@ func (s *safetyDB) bucketRows(key string) int {
 func (s *safetyDB) seed(n int) {
 	s.t.Helper()
 	db := s.open()
-	exec(s.t, db, "CREATE TABLE t(x INTEGER)")
+	mustExec(s.t, db, "CREATE TABLE t(x INTEGER)")
 	for range n {
-		exec(s.t, db, "INSERT INTO t VALUES (1)")
+		mustExec(s.t, db, "INSERT INTO t VALUES (1)")
 	}
 	if err := db.Close(); err != nil {
 		s.t.Fatal(err)
@@ -107,7 +100,7 @@ func (s *safetyDB) aheadAfterFailedClose() {
 	s.t.Helper()
 	s.seed(2)
 	db := s.open()
-	exec(s.t, db, "INSERT INTO t VALUES (1)")
+	mustExec(s.t, db, "INSERT INTO t VALUES (1)")
 	rule := s.fb.Inject(faulty.Upload, faulty.Every, faulty.Fail(errors.New("injected outage")))
 	if err := db.Close(); err == nil {
 		s.t.Fatal("Close succeeded with every upload failing")
@@ -143,7 +136,7 @@ func TestLocalNotFoundIsProvenBeforeUse(t *testing.T) {
 	}
 	s.fb.Clear()
 	db = s.open()
-	exec(t, db, "INSERT INTO t VALUES (1)")
+	mustExec(t, db, "INSERT INTO t VALUES (1)")
 	if err := db.Close(); err != nil {
 		t.Fatalf("once the bucket answers: %v", err)
 	}
@@ -163,8 +156,8 @@ func TestLocalOlderCopyPutBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := s.open()
-	exec(t, db, "INSERT INTO t VALUES (1)")
-	exec(t, db, "INSERT INTO t VALUES (1)")
+	mustExec(t, db, "INSERT INTO t VALUES (1)")
+	mustExec(t, db, "INSERT INTO t VALUES (1)")
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +284,7 @@ func TestWorkingCopyDeletedWhileOpen(t *testing.T) {
 	s.seed(1)
 	db := s.open()
 	defer db.Close()
-	exec(t, db, "INSERT INTO t VALUES (1)")
+	mustExec(t, db, "INSERT INTO t VALUES (1)")
 	db.SetMaxIdleConns(0)
 	for _, side := range []string{"", "-wal", "-shm"} {
 		os.Remove(s.local + side)
@@ -313,7 +306,7 @@ func TestBlockingCallsHonourContext(t *testing.T) {
 		s.seed(1)
 		db := s.open()
 		defer db.Close()
-		exec(t, db, "INSERT INTO t VALUES (1)")
+		mustExec(t, db, "INSERT INTO t VALUES (1)")
 		hang := s.fb.Inject(faulty.Upload, 1, faulty.Hang())
 		first, cancelFirst := context.WithCancel(context.Background())
 		done := make(chan error, 1)

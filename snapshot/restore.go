@@ -74,19 +74,19 @@ func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts Re
 	if err := bucket.ValidateKey(key); err != nil {
 		return Info{}, fail("restore", key, err)
 	}
-	dir := sameDir(path)
-	tmp, err := tempFile(dir, "."+filepath.Base(path)+".restore-*")
+	path = absPath(path)
+	tmp, err := fsutil.CreateTemp(path, "."+filepath.Base(path)+".restore-*")
 	if err != nil {
 		return Info{}, fail("restore", key, fmt.Errorf("create temp file: %w", err))
 	}
-	published := false
-	defer func() {
-		tmp.Close()
-		if !published {
-			removeDB(tmp.Name())
-		}
-	}()
-	info, src, err := fetch(ctx, b, key, tmp, opts.Check, true)
+	// Whether or not it is published, nothing may stay under the
+	// temporary name: neither the file nor a side file (a -journal the
+	// integrity check may leave).
+	defer removeDB(tmp.Name())
+	defer tmp.Discard()
+	// fetch fsyncs the file (while it checks it), so the publishing steps
+	// are taken here rather than by tmp.Commit, which would fsync again.
+	info, src, err := fetch(ctx, b, key, tmp.File, opts.Check, true)
 	if err != nil || !info.Found {
 		return info, err
 	}
@@ -98,12 +98,13 @@ func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts Re
 			return Info{}, fail("restore", key, err)
 		}
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := tmp.Close(); err != nil {
 		return Info{}, fail("restore", key, err)
 	}
-	published = true
-	os.Remove(tmp.Name() + "-journal")
-	if err := fsutil.SyncDir(dir); err != nil {
+	if err := tmp.Rename(); err != nil {
+		return Info{}, fail("restore", key, err)
+	}
+	if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
 		return Info{}, fail("restore", key, err)
 	}
 	return info, nil

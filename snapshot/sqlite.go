@@ -237,10 +237,12 @@ func removeDB(path string) {
 	}
 }
 
-// sameDir is filepath.Dir, made absolute where possible.
-func sameDir(path string) string {
+// absPath is path made absolute where possible, so that a temporary
+// file beside it and the directory fsynced after a rename are the same
+// directory whatever the working directory does meanwhile.
+func absPath(path string) string {
 	if abs, err := filepath.Abs(path); err == nil {
-		path = abs
+		return abs
 	}
-	return filepath.Dir(path)
+	return path
 }

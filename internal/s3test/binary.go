@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/buckethead/bucketsqlite/internal/fsutil"
 )
 
 // Version is the versitygw release Binary installs when none is found.
@@ -50,11 +52,13 @@ func Binary(ctx context.Context) (string, error) {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return "", fmt.Errorf("install versitygw: %w", err)
 	}
-	unlock, err := lockFile(ctx, filepath.Join(bin, ".versitygw-install.lock"))
+	// The lock dies with its holder, so a crashed installer never wedges
+	// the next one.
+	lock, err := fsutil.Lock(ctx, filepath.Join(bin, ".versitygw-install.lock"))
 	if err != nil {
 		return "", fmt.Errorf("install versitygw: %w", err)
 	}
-	defer unlock()
+	defer lock.Unlock()
 	// Another process may have installed it while we waited for the lock.
 	if checkExecutable(exe) == nil {
 		return exe, nil

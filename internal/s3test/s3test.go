@@ -295,10 +295,14 @@ func (s *Server) Logs() string { return s.logs.String() }
 // Client returns a new client for the server: static credentials, path
 // style addressing, and checksums only where an operation requires them
 // (what a client of most S3-compatible servers needs).
-func (s *Server) Client() *s3.Client {
+func (s *Server) Client() *s3.Client { return s.ClientAt(s.Endpoint) }
+
+// ClientAt is Client that sends its requests to endpoint instead of the
+// server's own: a proxy in front of the server (see internal/netproxy).
+func (s *Server) ClientAt(endpoint string) *s3.Client {
 	return s3.New(s3.Options{
 		Region:                     s.Region,
-		BaseEndpoint:               aws.String(s.Endpoint),
+		BaseEndpoint:               aws.String(endpoint),
 		UsePathStyle:               true,
 		Credentials:                credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,

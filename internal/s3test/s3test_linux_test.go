@@ -3,35 +3,26 @@ package s3test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/buckethead/bucketsqlite/internal/childproc"
 )
 
 // TestServerDiesWithParent starts a child test process that starts a
 // server and exits without stopping it: the server must not outlive it.
 func TestServerDiesWithParent(t *testing.T) {
-	if os.Getenv("S3TEST_ORPHAN_CHILD") == "1" {
-		srv, err := StartServer(context.Background())
-		if err != nil {
-			fmt.Println("ERR", err)
-			os.Exit(3)
-		}
-		fmt.Println("PID", srv.cmd.Process.Pid)
-		os.Exit(0) // no Close: the death signal must clean up
-	}
 	if _, err := Binary(context.Background()); err != nil {
 		t.Skipf("no versitygw: %v", err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServerDiesWithParent$")
+	cmd := childproc.Command("orphan-server")
 	// The child's server directory goes under our TempDir, removed when
 	// this test ends although the child never calls Close.
-	cmd.Env = append(os.Environ(), "S3TEST_ORPHAN_CHILD=1", "TMPDIR="+t.TempDir())
+	cmd.Env = append(cmd.Env, "TMPDIR="+t.TempDir())
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("child: %v\n%s", err, out)

@@ -173,22 +173,3 @@ func TestUnavailableSkipsOrFails(t *testing.T) {
 		})
 	}
 }
-
-func TestLockFileExcludes(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "lock")
-	unlock, err := lockFile(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := lockFile(ctx, path); err == nil {
-		t.Fatal("a second lockFile got the lock while the first held it")
-	}
-	unlock()
-	unlock2, err := lockFile(context.Background(), path)
-	if err != nil {
-		t.Fatalf("lockFile after unlock: %v", err)
-	}
-	unlock2()
-}

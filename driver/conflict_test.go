@@ -1,4 +1,6 @@
-package bucketsqlite_test
+//go:build cgo
+
+package driver_test
 
 import (
 	"bufio"
@@ -6,9 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,25 +18,80 @@ import (
 
 	"github.com/buckethead/bucketsqlite/bucket"
 	"github.com/buckethead/bucketsqlite/driver"
+	"github.com/buckethead/bucketsqlite/internal/childproc"
 	"github.com/buckethead/bucketsqlite/snapshot"
 )
 
-const writerDSNEnv = "BUCKETSQLITE_WRITER_DSN"
+// Two writers on one key: the second flush conflicts, nothing acknowledged
+// is lost, and the winner's snapshot is intact.
+func TestTwoWritersConflict(t *testing.T) {
+	root := t.TempDir()
+	open := func() (*sql.DB, *driver.Connector) {
+		// Two Dir values on one root: as two processes would see it.
+		b, err := bucket.NewDir(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := driver.NewConfig()
+		cfg.Key, cfg.FlushInterval = "shared.db", 0
+		c, err := driver.NewConnector(cfg, driver.WithBucket(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sql.OpenDB(c), c
+	}
+	a, ca := open()
+	mustExec(t, a, "CREATE TABLE t(who TEXT)")
+	mustExec(t, a, "INSERT INTO t VALUES ('a1')")
+	if _, err := driver.Flush(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := open()
+	mustExec(t, b2, "INSERT INTO t VALUES ('b1')")
+	if _, err := driver.Flush(ctx, b2); err != nil {
+		t.Fatalf("second writer's flush: %v", err)
+	}
+	mustExec(t, a, "INSERT INTO t VALUES ('a2')")
+	_, err := driver.Flush(ctx, a)
+	if !errors.Is(err, snapshot.ErrConflict) {
+		t.Fatalf("stale writer's flush: %v; want ErrConflict", err)
+	}
+	local := ca.Stats().LocalPath
+	err = a.Close()
+	if !errors.Is(err, snapshot.ErrConflict) || !strings.Contains(err.Error(), local) {
+		t.Fatalf("Close of the stale writer: %v; want ErrConflict naming %s", err, local)
+	}
+	// The loser's working copy is kept, with its acknowledged write.
+	kept, err := sql.Open("sqlite3", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := kept.QueryRow("SELECT count(*) FROM t WHERE who = 'a2'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("kept working copy: %d rows of a2, %v", n, err)
+	}
+	kept.Close()
+	os.RemoveAll(filepath.Dir(local))
+	if err := b2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wb, _ := bucket.NewDir(root)
+	if n := restoreCount(t, wb, "shared.db", "t"); n != 2 {
+		t.Fatalf("winner's snapshot has %d rows, want 2 (a1, b1)", n)
+	}
+}
 
-// TestWriterChild is not a test: it is a process the conflict tests drive
-// through its stdin, one command per line, answering each on stdout with
-// "OK [detail]" or "ERR kind message" (kind: conflict, diverged, other):
+// writerMain is a child process the conflict tests drive through its
+// stdin, one command per line, answering each on stdout with
+// "OK [detail]" or "ERR kind message" (kind: conflict, diverged, other).
+// It opens the DSN args[0]; the commands:
 //
 //	insert WHO     INSERT INTO t(who) VALUES (WHO), creating t if needed
 //	flush          driver.Flush
 //	local          answers OK PATH, the working copy's path
 //	close          db.Close, then exit
-func TestWriterChild(t *testing.T) {
-	dsn := os.Getenv(writerDSNEnv)
-	if dsn == "" {
-		t.Skip("helper process for the conflict tests")
-	}
-	db, err := sql.Open("bucketsqlite", dsn)
+func writerMain(args []string) int {
+	db, err := sql.Open("bucketsqlite", args[0])
 	answer := func(detail string, err error) {
 		switch {
 		case err == nil:
@@ -51,7 +106,7 @@ func TestWriterChild(t *testing.T) {
 	}
 	if err != nil {
 		answer("", err)
-		os.Exit(2)
+		return 2
 	}
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
@@ -71,67 +126,44 @@ func TestWriterChild(t *testing.T) {
 			answer(st.LocalPath, err)
 		case "close":
 			answer("", db.Close())
-			os.Exit(0)
+			return 0
 		default:
 			answer("", fmt.Errorf("unknown command %q", cmd))
 		}
 	}
-	os.Exit(0)
+	return 0
 }
 
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " ") }
 
-// writer is a running TestWriterChild.
+// writer is a running writerMain.
 type writer struct {
-	t   *testing.T
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Scanner
+	t *testing.T
+	c *childproc.Child
 }
 
+// startWriter starts a writer on dsn whose temporary files go in tmp.
 func startWriter(t *testing.T, dsn, tmp string) *writer {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestWriterChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), writerDSNEnv+"="+dsn, "TMPDIR="+tmp)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w := &writer{t: t, cmd: cmd, in: in, out: bufio.NewScanner(out)}
-	t.Cleanup(func() {
-		w.in.Close()
-		w.cmd.Process.Kill()
-		w.cmd.Wait()
-	})
-	return w
+	cmd := childproc.Command("writer", dsn)
+	cmd.Env = append(cmd.Env, "TMPDIR="+tmp)
+	return &writer{t: t, c: childproc.Start(t, cmd)}
 }
 
 // do sends a command and returns the answer's kind ("OK" or the error
 // kind) and the rest of it.
 func (w *writer) do(cmd string) (string, string) {
 	w.t.Helper()
-	if _, err := fmt.Fprintln(w.in, cmd); err != nil {
+	if err := w.c.Send(cmd); err != nil {
 		w.t.Fatalf("%s: %v", cmd, err)
 	}
-	got := make(chan bool, 1)
-	go func() { got <- w.out.Scan() }()
-	select {
-	case ok := <-got:
-		if !ok {
-			w.t.Fatalf("%s: the writer exited without answering", cmd)
-		}
-	case <-time.After(2 * time.Minute):
-		w.t.Fatalf("%s: no answer", cmd)
+	// The bound only ends a hang: no answer is expected to be quick.
+	actx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	line, err := w.c.Next(actx)
+	if err != nil {
+		w.t.Fatalf("%s: no answer from the writer: %v", cmd, err)
 	}
-	line := w.out.Text()
 	if rest, ok := strings.CutPrefix(line, "OK"); ok {
 		return "OK", strings.TrimSpace(rest)
 	}
@@ -176,11 +208,11 @@ func whoOf(t *testing.T, db *sql.DB) string {
 // bucketWho restores key and returns its who rows.
 func bucketWho(t *testing.T, b bucket.Bucket, key string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "check.db")
-	if info, err := snapshot.RestoreFile(ctx, b, key, path, snapshot.RestoreOptions{}); err != nil || !info.Found {
-		t.Fatalf("restore %s: %+v %v", key, info, err)
+	db, err := restoreScratch(t, b, key)
+	if err != nil {
+		t.Fatalf("restore %s: %v", key, err)
 	}
-	return whoRows(t, path)
+	return whoOf(t, db)
 }
 
 // TestTwoProcessesConflict runs two processes on one snapshot: both
@@ -188,41 +220,39 @@ func bucketWho(t *testing.T, b bucket.Bucket, key string) string {
 // Close fail with snapshot.ErrConflict, its working copy is kept with
 // every write it acknowledged, and the winner's snapshot is intact.
 func TestTwoProcessesConflict(t *testing.T) {
-	for _, tg := range crashTargets(t) {
-		t.Run(tg.name, func(t *testing.T) {
-			tmp := t.TempDir()
-			dsn := tg.dsn("flush_interval=0")
-			a := startWriter(t, dsn, tmp)
-			a.must("insert a1")
-			a.must("flush")
-			b := startWriter(t, dsn, tmp)
-			b.must("insert b1")
-			a.must("insert a2")
-			b.must("flush") // the winner
-			before, err := tg.b.Stat(ctx, "app.db")
-			if err != nil {
-				t.Fatal(err)
-			}
-			local := a.must("local")
-			if kind, msg := a.do("flush"); kind != "conflict" {
-				t.Fatalf("the loser's flush: %s %s; want a conflict", kind, msg)
-			}
-			kind, msg := a.do("close")
-			if kind != "conflict" || !strings.Contains(msg, local) {
-				t.Fatalf("the loser's Close: %s %s; want a conflict naming %s", kind, msg, local)
-			}
-			if got := whoRows(t, local); got != "a1,a2" {
-				t.Fatalf("the loser's kept working copy holds %q; want a1,a2", got)
-			}
-			if st, err := tg.b.Stat(ctx, "app.db"); err != nil || st.ETag != before.ETag {
-				t.Fatal("the loser changed the winner's snapshot")
-			}
-			b.must("close")
-			if got := bucketWho(t, tg.b, "app.db"); got != "a1,b1" {
-				t.Fatalf("the winner's snapshot holds %q; want a1,b1", got)
-			}
-		})
-	}
+	forEachTarget(t, func(t *testing.T, tg target) {
+		tmp := t.TempDir()
+		dsn := tg.dsn("app.db", "flush_interval=0")
+		a := startWriter(t, dsn, tmp)
+		a.must("insert a1")
+		a.must("flush")
+		b := startWriter(t, dsn, tmp)
+		b.must("insert b1")
+		a.must("insert a2")
+		b.must("flush") // the winner
+		before, err := tg.b.Stat(ctx, "app.db")
+		if err != nil {
+			t.Fatal(err)
+		}
+		local := a.must("local")
+		if kind, msg := a.do("flush"); kind != "conflict" {
+			t.Fatalf("the loser's flush: %s %s; want a conflict", kind, msg)
+		}
+		kind, msg := a.do("close")
+		if kind != "conflict" || !strings.Contains(msg, local) {
+			t.Fatalf("the loser's Close: %s %s; want a conflict naming %s", kind, msg, local)
+		}
+		if got := whoRows(t, local); got != "a1,a2" {
+			t.Fatalf("the loser's kept working copy holds %q; want a1,a2", got)
+		}
+		if st, err := tg.b.Stat(ctx, "app.db"); err != nil || st.ETag != before.ETag {
+			t.Fatal("the loser changed the winner's snapshot")
+		}
+		b.must("close")
+		if got := bucketWho(t, tg.b, "app.db"); got != "a1,b1" {
+			t.Fatalf("the winner's snapshot holds %q; want a1,b1", got)
+		}
+	})
 }
 
 // TestConflictRecovery follows the recovery steps the README gives for a

@@ -1,13 +1,12 @@
-package bucketsqlite_test
+//go:build cgo
+
+package snapshot_test
 
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,12 +15,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/buckethead/bucketsqlite/bucket"
-	"github.com/buckethead/bucketsqlite/driver"
+	"github.com/buckethead/bucketsqlite/internal/netproxy"
 	"github.com/buckethead/bucketsqlite/internal/s3test"
 	"github.com/buckethead/bucketsqlite/snapshot"
 )
@@ -30,14 +28,15 @@ import (
 // is generous, not an assertion about speed.
 const netBound = 60 * time.Second
 
-// proxied is an S3 bucket on versitygw reached through a cutProxy, and
-// the same bucket reached directly, to inspect what really got stored.
+// proxied is an S3 bucket on versitygw reached through a
+// netproxy.Proxy, and the same bucket reached directly, to inspect what
+// really got stored.
 type proxied struct {
-	srv            *s3test.Server
-	proxy          *cutProxy
-	name           string
-	via, direct    bucket.Bucket
-	viaS3, directS *s3.Client
+	srv         *s3test.Server
+	proxy       *netproxy.Proxy
+	name        string
+	via, direct bucket.Bucket
+	viaS3       *s3.Client
 }
 
 func newProxied(t *testing.T) *proxied {
@@ -47,15 +46,12 @@ func newProxied(t *testing.T) *proxied {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxied{srv: srv, proxy: startProxy(t, u.Host), name: srv.NewBucket(t, "")}
-	p.viaS3 = s3.New(s3.Options{
-		Region:                     srv.Region,
-		BaseEndpoint:               aws.String(p.proxy.Endpoint()),
-		UsePathStyle:               true,
-		Credentials:                credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
-		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
-		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
-	})
+	proxy, err := netproxy.New(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	p := &proxied{srv: srv, proxy: proxy, name: srv.NewBucket(t, ""), viaS3: srv.ClientAt(proxy.Endpoint())}
 	if p.via, err = bucket.NewS3(ctx, bucket.S3Config{Bucket: p.name, Client: p.viaS3}); err != nil {
 		t.Fatal(err)
 	}
@@ -65,88 +61,47 @@ func newProxied(t *testing.T) *proxied {
 	return p
 }
 
-// bigDB opens a database file of about 1 MiB, so that transfers span
-// many reads and a cut lands in the middle of a body.
-func bigDB(t *testing.T, rows int) *sql.DB {
+// bigDB returns a connection to a database of about rows KiB, so that
+// transfers span many reads and a cut lands in the middle of a body.
+func bigDB(t *testing.T, rows int) *sqlite3.SQLiteConn {
 	t.Helper()
-	db, err := sql.Open("sqlite3", filepath.Join(t.TempDir(), "src.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	db.SetMaxOpenConns(1)
-	mustExec(t, db, "CREATE TABLE t(x INTEGER PRIMARY KEY, b BLOB)")
-	addBlobs(t, db, rows)
-	return db
+	c := newDB(t, "DELETE")
+	run(t, c, "CREATE TABLE t(x INTEGER PRIMARY KEY, b BLOB)")
+	addBlobs(t, c, rows)
+	return c
 }
 
-func addBlobs(t *testing.T, db *sql.DB, n int) {
+func addBlobs(t *testing.T, c *sqlite3.SQLiteConn, n int) {
 	t.Helper()
-	mustExec(t, db, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < ?)
-		INSERT INTO t(b) SELECT randomblob(1000) FROM n`, n)
+	run(t, c, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < ?)
+		INSERT INTO t(b) SELECT randomblob(1000) FROM n`, int64(n))
 }
 
-// flushDB flushes db's database with snapshot.Flush through its raw
-// connection.
-func flushDB(t *testing.T, cctx context.Context, db *sql.DB, b bucket.Bucket, opts snapshot.FlushOptions) (snapshot.Result, error) {
-	t.Helper()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var res snapshot.Result
-	err = conn.Raw(func(dc any) error {
-		var err error
-		res, err = snapshot.Flush(cctx, sqliteConn(dc), b, "app.db", opts)
-		return err
-	})
-	return res, err
+// flushDB flushes c's database to app.db in b.
+func flushDB(cctx context.Context, c *sqlite3.SQLiteConn, b bucket.Bucket, opts snapshot.FlushOptions) (snapshot.Result, error) {
+	return snapshot.Flush(cctx, c, b, "app.db", opts)
 }
 
 // digest is a database's content, for comparing states.
-func digest(t testing.TB, db *sql.DB) string {
+func digest(t testing.TB, c *sqlite3.SQLiteConn) string {
 	t.Helper()
-	rows, err := db.Query("SELECT x, b FROM t ORDER BY x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	h := sha256.New()
-	n := 0
-	for rows.Next() {
-		var x int64
-		var b []byte
-		if err := rows.Scan(&x, &b); err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(h, "%d:%x;", x, b)
-		n++
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%d rows %x", n, h.Sum(nil))
+	rs := rows(t, c, "SELECT x || ':' || hex(b) FROM t ORDER BY x")
+	return fmt.Sprintf("%d rows %x", len(rs), sha256.Sum256([]byte(strings.Join(rs, ";"))))
 }
 
-func sqliteConn(dc any) *sqlite3.SQLiteConn { return dc.(*sqlite3.SQLiteConn) }
-
-// isNetErr reports whether err comes from a broken connection.
-func isNetErr(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		strings.Contains(err.Error(), "connection reset")
-}
-
-// fileDigest restores key from b into a scratch file and returns its
+// fileDigest restores key from b into a scratch database and returns its
 // digest, or the restore's error.
 func fileDigest(t *testing.T, b bucket.Bucket, key string) (string, error) {
 	t.Helper()
-	db, err := restoreScratch(t, b, key)
+	dst := newDB(t, "DELETE")
+	ok, err := snapshot.Restore(ctx, dst, b, key)
 	if err != nil {
 		return "", err
 	}
-	return digest(t, db), nil
+	if !ok {
+		return "", bucket.ErrNotFound
+	}
+	return digest(t, dst), nil
 }
 
 // TestNetworkCutMidUpload cuts the connection in the middle of the
@@ -181,7 +136,7 @@ func TestNetworkCutMidUpload(t *testing.T) {
 
 func cutMidUpload(t *testing.T, p *proxied, via bucket.Bucket, rows int) {
 	db := bigDB(t, rows)
-	base, err := flushDB(t, ctx, db, via, snapshot.FlushOptions{})
+	base, err := flushDB(ctx, db, via, snapshot.FlushOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,10 +146,10 @@ func cutMidUpload(t *testing.T, p *proxied, via bucket.Bucket, rows int) {
 		t.Run(fmt.Sprint("times=", times), func(t *testing.T) {
 			addBlobs(t, db, 50)
 			want := digest(t, db)
-			p.proxy.Cut(up, 256<<10, times)
+			p.proxy.Cut(netproxy.Up, 256<<10, times)
 			cuts := p.proxy.Cuts()
 			cctx, cancel := context.WithTimeout(ctx, netBound)
-			res, err := flushDB(t, cctx, db, via, snapshot.FlushOptions{IfMatch: base.ETag, LastHash: base.SnapshotHash, KeepPrevious: true})
+			res, err := flushDB(cctx, db, via, snapshot.FlushOptions{IfMatch: base.ETag, LastHash: base.SnapshotHash, KeepPrevious: true})
 			cancel()
 			p.proxy.Heal()
 			t.Logf("flush with %d cut(s): %v", p.proxy.Cuts()-cuts, err)
@@ -222,7 +177,7 @@ func cutMidUpload(t *testing.T, p *proxied, via bucket.Bucket, rows int) {
 			}
 			// The network heals: a flush with what the caller knows works.
 			addBlobs(t, db, 1)
-			res, err = flushDB(t, ctx, db, via, snapshot.FlushOptions{IfMatch: base.ETag, LastHash: base.SnapshotHash, KeepPrevious: true, Unconfirmed: unconfirmed})
+			res, err = flushDB(ctx, db, via, snapshot.FlushOptions{IfMatch: base.ETag, LastHash: base.SnapshotHash, KeepPrevious: true, Unconfirmed: unconfirmed})
 			if err != nil {
 				t.Fatalf("flush after healing: %v", err)
 			}
@@ -251,7 +206,7 @@ func cutMidUpload(t *testing.T, p *proxied, via bucket.Bucket, rows int) {
 func TestNetworkCutMidDownload(t *testing.T) {
 	p := newProxied(t)
 	db := bigDB(t, 1000)
-	if _, err := flushDB(t, ctx, db, p.direct, snapshot.FlushOptions{}); err != nil {
+	if _, err := flushDB(ctx, db, p.direct, snapshot.FlushOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	want := digest(t, db)
@@ -259,8 +214,10 @@ func TestNetworkCutMidDownload(t *testing.T) {
 		t.Run(fmt.Sprint("times=", times), func(t *testing.T) {
 			dir := t.TempDir()
 			target := filepath.Join(dir, "work.db")
-			os.WriteFile(target, []byte("previous working copy"), 0o600)
-			p.proxy.Cut(down, 300<<10, times)
+			if err := os.WriteFile(target, []byte("previous working copy"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p.proxy.Cut(netproxy.Down, 300<<10, times)
 			cuts := p.proxy.Cuts()
 			cctx, cancel := context.WithTimeout(ctx, netBound)
 			info, err := snapshot.RestoreFile(cctx, p.via, "app.db", target, snapshot.RestoreOptions{})
@@ -278,9 +235,7 @@ func TestNetworkCutMidDownload(t *testing.T) {
 			}
 			if err == nil {
 				// The resumed download must be the whole, right object.
-				db, _ := sql.Open("sqlite3", target)
-				defer db.Close()
-				if digest(t, db) != want {
+				if digest(t, openDB(t, target, "DELETE")) != want {
 					t.Fatal("restore succeeded with different content")
 				}
 			} else {
@@ -298,59 +253,6 @@ func TestNetworkCutMidDownload(t *testing.T) {
 				t.Fatalf("restore after healing: %v", err)
 			}
 		})
-	}
-}
-
-// TestNetworkCutThroughDriver runs the driver over a DSN whose endpoint
-// is the proxy: a flush with every upload cut fails and keeps everything
-// local; after healing, the next flush and Close succeed; a restore whose
-// download is cut fails the first query and works on the next.
-func TestNetworkCutThroughDriver(t *testing.T) {
-	p := newProxied(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", p.srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", p.srv.SecretKey)
-	dsn := fmt.Sprintf("s3://%s/app.db?endpoint=%s&region=%s&path_style=true&flush_interval=0&flush_timeout=%s",
-		p.name, p.proxy.Endpoint(), p.srv.Region, netBound)
-	db := mustOpen(t, dsn)
-	mustExec(t, db, "CREATE TABLE t(x INTEGER PRIMARY KEY, b BLOB)")
-	addBlobs(t, db, 1000)
-	if _, err := driver.Flush(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	old := digest(t, db)
-	addBlobs(t, db, 100)
-	want := digest(t, db)
-	p.proxy.Cut(up, 128<<10, -1)
-	_, err := driver.Flush(ctx, db)
-	p.proxy.Heal()
-	t.Logf("flush through cut uploads: %v", err)
-	if err == nil {
-		t.Fatal("every upload cut, yet the flush returned nil")
-	}
-	if got, err := fileDigest(t, p.direct, "app.db"); err != nil || got != old {
-		t.Fatalf("a failed flush changed the bucket: %v", err)
-	}
-	if digest(t, db) != want {
-		t.Fatal("the database lost writes")
-	}
-	if err := db.Close(); err != nil {
-		t.Fatalf("Close after healing: %v", err)
-	}
-	if got, err := fileDigest(t, p.direct, "app.db"); err != nil || got != want {
-		t.Fatalf("the bucket lacks writes after Close: %v", err)
-	}
-
-	db = mustOpen(t, dsn)
-	defer db.Close()
-	p.proxy.Cut(down, 200<<10, -1)
-	err = db.Ping()
-	p.proxy.Heal()
-	t.Logf("restore through cut downloads: %v", err)
-	if err == nil || !isNetErr(err) {
-		t.Fatalf("Ping with every download cut = %v; want a network error", err)
-	}
-	if got := digest(t, db); got != want {
-		t.Fatal("the restore after healing differs")
 	}
 }
 
@@ -374,10 +276,10 @@ func TestNetworkLostResponse(t *testing.T) {
 				addBlobs(t, db, 10)
 			}
 			want := digest(t, db)
-			p.proxy.Cut(down, 0, 1) // the first response byte is the PUT's
+			p.proxy.Cut(netproxy.Down, 0, 1) // the first response byte is the PUT's
 			cuts := p.proxy.Cuts()
 			cctx, cancel := context.WithTimeout(ctx, netBound)
-			res, err := flushDB(t, cctx, db, p.via, opts)
+			res, err := flushDB(cctx, db, p.via, opts)
 			cancel()
 			p.proxy.Heal()
 			if p.proxy.Cuts() != cuts+1 {

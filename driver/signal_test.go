@@ -1,6 +1,6 @@
-//go:build unix
+//go:build unix && cgo
 
-package bucketsqlite_test
+package driver_test
 
 import (
 	"syscall"

@@ -1,92 +1,101 @@
-package bucketsqlite_test
+package netproxy
 
 import (
 	"errors"
 	"io"
 	"net"
 	"sync"
-	"testing"
 )
 
-// cutProxy is a TCP proxy on 127.0.0.1 in front of a server, which the
-// test can tell to cut connections in the middle of a transfer: after a
-// number of bytes in one direction, both sides of the connection carrying
-// them are reset.
-type cutProxy struct {
+// Direction is the way bytes flow through the proxy.
+type Direction int
+
+const (
+	// Up is from the client to the server: requests and their bodies.
+	Up Direction = iota
+	// Down is from the server to the client: responses and their bodies.
+	Down
+)
+
+// Forever, as Cut's times, cuts every connection that reaches the limit.
+const Forever = -1
+
+// Proxy is a TCP proxy on 127.0.0.1 in front of one server. Make one with
+// New; its methods are safe for concurrent use.
+type Proxy struct {
 	ln     net.Listener
 	target string
 
 	mu    sync.Mutex
-	rules [2]*cutRule // by direction
+	rules [2]*rule // by direction
 	cuts  int
 	conns map[net.Conn]bool
 	wg    sync.WaitGroup
 }
 
-type direction int
-
-const (
-	up   direction = iota // client to server: request bodies, uploads
-	down                  // server to client: response bodies, downloads
-)
-
-// cutRule cuts the connection that carries byte after+1 in its direction,
+// rule cuts the connection that carries byte after+1 in its direction,
 // counted from when the rule was set, then starts counting again, times
-// times (-1: for ever).
-type cutRule struct {
+// times (Forever: for ever).
+type rule struct {
 	after, seen int64
 	times       int
 }
 
-// startProxy starts a proxy to target (host:port) for the duration of t.
-func startProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
+// New starts a proxy to target (host:port) on a free port of 127.0.0.1.
+// It dials target anew for every connection it accepts. Close stops it.
+func New(target string) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
 	p.wg.Go(p.serve)
-	t.Cleanup(p.close)
-	return p
+	return p, nil
 }
 
-// Endpoint is the proxy's URL.
-func (p *cutProxy) Endpoint() string { return "http://" + p.ln.Addr().String() }
+// Endpoint is the proxy's URL, http://127.0.0.1:PORT.
+func (p *Proxy) Endpoint() string { return "http://" + p.Addr() }
 
-// Cut arms a rule for dir: cut after `after` more bytes, times times (-1:
-// every time).
-func (p *cutProxy) Cut(dir direction, after int64, times int) {
+// Addr is the proxy's address, 127.0.0.1:PORT.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Cut arms a rule for dir, replacing the one it had: pass after more
+// bytes, then reset the connection that carries the next one; do that
+// times times (Forever: every time).
+func (p *Proxy) Cut(dir Direction, after int64, times int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.rules[dir] = &cutRule{after: after, times: times}
+	p.rules[dir] = &rule{after: after, times: times}
 }
 
 // Heal removes the rules: connections carry everything again.
-func (p *cutProxy) Heal() {
+func (p *Proxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.rules = [2]*cutRule{}
+	p.rules = [2]*rule{}
 }
 
-// Cuts returns how many connections were cut.
-func (p *cutProxy) Cuts() int {
+// Cuts returns how many connections the proxy has cut.
+func (p *Proxy) Cuts() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.cuts
 }
 
-func (p *cutProxy) close() {
-	p.ln.Close()
+// Close stops the proxy: it stops accepting, closes every connection and
+// waits for its goroutines to end.
+func (p *Proxy) Close() error {
+	err := p.ln.Close()
 	p.mu.Lock()
 	for c := range p.conns {
 		c.Close()
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
+	return err
 }
 
-func (p *cutProxy) serve() {
+func (p *Proxy) serve() {
 	for {
 		client, err := p.ln.Accept()
 		if err != nil {
@@ -108,13 +117,13 @@ func (p *cutProxy) serve() {
 				c.Close()
 			}
 		}
-		p.wg.Go(func() { p.pipe(up, client, server, reset) })
-		p.wg.Go(func() { p.pipe(down, server, client, reset) })
+		p.wg.Go(func() { p.pipe(Up, client, server, reset) })
+		p.wg.Go(func() { p.pipe(Down, server, client, reset) })
 	}
 }
 
 // pipe copies src to dst, and resets the connection when dir's rule says.
-func (p *cutProxy) pipe(dir direction, src, dst net.Conn, reset func()) {
+func (p *Proxy) pipe(dir Direction, src, dst net.Conn, reset func()) {
 	defer func() {
 		p.mu.Lock()
 		delete(p.conns, src)
@@ -151,7 +160,7 @@ func (p *cutProxy) pipe(dir direction, src, dst net.Conn, reset func()) {
 
 // admit counts n bytes in dir and returns how many of them may pass, and
 // whether the connection must then be cut.
-func (p *cutProxy) admit(dir direction, n int64) (int64, bool) {
+func (p *Proxy) admit(dir Direction, n int64) (int64, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r := p.rules[dir]

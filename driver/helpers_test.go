@@ -1,81 +1,35 @@
-package bucketsqlite_test
+//go:build cgo
+
+package driver_test
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 
 	"github.com/buckethead/bucketsqlite/bucket"
+	"github.com/buckethead/bucketsqlite/internal/childproc"
 	"github.com/buckethead/bucketsqlite/internal/s3test"
 	"github.com/buckethead/bucketsqlite/snapshot"
 )
 
-// counting is a bucket that counts the requests made through it.
-type counting struct {
-	bucket.Bucket
-	mu sync.Mutex
-	n  map[string]int
-}
+var ctx = context.Background()
 
-func newCounting(b bucket.Bucket) *counting { return &counting{Bucket: b, n: map[string]int{}} }
-
-func (c *counting) inc(op string) {
-	c.mu.Lock()
-	c.n[op]++
-	c.mu.Unlock()
-}
-
-// count returns the number of calls of ops (all calls when none given).
-func (c *counting) count(ops ...string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	total := 0
-	for op, n := range c.n {
-		if len(ops) == 0 {
-			total += n
-		}
-		for _, o := range ops {
-			if o == op {
-				total += n
-			}
-		}
-	}
-	return total
-}
-
-func (c *counting) Stat(ctx context.Context, key string) (bucket.Attrs, error) {
-	c.inc("stat")
-	return c.Bucket.Stat(ctx, key)
-}
-
-func (c *counting) Download(ctx context.Context, key string, dst io.WriterAt) (bucket.Attrs, error) {
-	c.inc("download")
-	return c.Bucket.Download(ctx, key, dst)
-}
-
-func (c *counting) Upload(ctx context.Context, key string, src io.ReaderAt, size int64, opts bucket.WriteOptions) (bucket.Attrs, error) {
-	c.inc("upload")
-	return c.Bucket.Upload(ctx, key, src, size, opts)
-}
-
-func (c *counting) Copy(ctx context.Context, src, dst string, opts bucket.CopyOptions) (bucket.Attrs, error) {
-	c.inc("copy")
-	return c.Bucket.Copy(ctx, src, dst, opts)
-}
-
-func (c *counting) Delete(ctx context.Context, key string) error {
-	c.inc("delete")
-	return c.Bucket.Delete(ctx, key)
-}
-
-func (c *counting) List(ctx context.Context, opts bucket.ListOptions) (bucket.ListPage, error) {
-	c.inc("list")
-	return c.Bucket.List(ctx, opts)
+// TestMain lets the test binary double as the child processes of the
+// tests that need a process to exit without closing its database, to be
+// killed, or to write beside the test's own process.
+func TestMain(m *testing.M) {
+	childproc.Main(m, map[string]func([]string) int{
+		"script": scriptMain,
+		"writer": writerMain,
+		"crash":  crashMain,
+	})
 }
 
 // target is a place snapshots live, reachable both by DSN and as a
@@ -92,10 +46,7 @@ type target struct {
 // standard AWS environment variables.
 func targets(t *testing.T) []target {
 	dir := t.TempDir()
-	db, err := bucket.NewDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := mustDir(t, dir)
 	srv := s3test.Start(t)
 	name := srv.NewBucket(t, "")
 	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
@@ -126,6 +77,15 @@ func forEachTarget(t *testing.T, f func(t *testing.T, tg target)) {
 	for _, tg := range targets(t) {
 		t.Run(tg.name, func(t *testing.T) { f(t, tg) })
 	}
+}
+
+func mustDir(t *testing.T, root string) *bucket.Dir {
+	t.Helper()
+	b, err := bucket.NewDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func mustOpen(t testing.TB, dsn string) *sql.DB {
@@ -172,4 +132,51 @@ func restoreScratch(t testing.TB, b bucket.Bucket, key string) (*sql.DB, error) 
 	}
 	t.Cleanup(func() { db.Close() })
 	return db, nil
+}
+
+// restoreCount restores key from b into a scratch database and counts the
+// rows of table.
+func restoreCount(t *testing.T, b bucket.Bucket, key, table string) int {
+	t.Helper()
+	db, err := restoreScratch(t, b, key)
+	if err != nil {
+		t.Fatalf("restore %s: %v", key, err)
+	}
+	return countRows(t, db, table)
+}
+
+// waitFor polls cond until it holds, failing after a generous bound. It
+// asserts that something happens, not how fast.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// long reports whether the long variants of the reliability tests run
+// (BUCKETSQLITE_LONG=1): hundreds of kills, a soak of minutes.
+func long() bool {
+	v, _ := strconv.ParseBool(os.Getenv("BUCKETSQLITE_LONG"))
+	return v
+}
+
+// seed returns the seed of a randomized test, from BUCKETSQLITE_SEED when
+// set (to replay a failure), and logs it.
+func seed(t *testing.T) uint64 {
+	t.Helper()
+	s := uint64(time.Now().UnixNano())
+	if v := os.Getenv("BUCKETSQLITE_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("BUCKETSQLITE_SEED=%q: %v", v, err)
+		}
+		s = n
+	}
+	t.Logf("seed %d (replay with BUCKETSQLITE_SEED=%d)", s, s)
+	return s
 }

@@ -1,4 +1,6 @@
-package bucketsqlite_test
+//go:build cgo
+
+package driver_test
 
 import (
 	"database/sql"
@@ -10,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/buckethead/bucketsqlite/bucket"
+	"github.com/buckethead/bucketsqlite/bucket/faulty"
 	"github.com/buckethead/bucketsqlite/driver"
 )
 
@@ -73,7 +76,7 @@ func TestLocalCurrentAndBucketAhead(t *testing.T) {
 	dsn := localDSN(root, local)
 	runChild(t, dsn, "create insert:2 close")
 
-	cb := newCounting(mustDir(t, root))
+	cb := faulty.New(mustDir(t, root))
 	cfg, err := driver.ParseDSN(dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +89,7 @@ func TestLocalCurrentAndBucketAhead(t *testing.T) {
 	if n := countRows(t, db, "t"); n != 2 {
 		t.Fatalf("%d rows, want 2", n)
 	}
-	if d := cb.count("download"); d != 0 || c.Stats().Restored {
+	if d := cb.Calls(faulty.Download); d != 0 || c.Stats().Restored {
 		t.Fatalf("a current working copy was downloaded again (%d downloads)", d)
 	}
 	if err := db.Close(); err != nil {
@@ -105,15 +108,6 @@ func TestLocalCurrentAndBucketAhead(t *testing.T) {
 	if st, _ := driver.GetStats(db); !st.Restored {
 		t.Fatalf("the bucket was ahead but nothing was restored: %+v", st)
 	}
-}
-
-func mustDir(t *testing.T, root string) *bucket.Dir {
-	t.Helper()
-	b, err := bucket.NewDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // Unflushed local writes and a bucket that changed meanwhile: an error

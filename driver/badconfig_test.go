@@ -1,4 +1,6 @@
-package bucketsqlite_test
+//go:build cgo
+
+package driver_test
 
 import (
 	"bytes"
