@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -101,27 +100,7 @@ func writeState(local string, st syncState) error {
 	if err != nil {
 		return err
 	}
-	dst := statePath(local)
-	dir := filepath.Dir(dst)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write sync state: %w", err)
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), dst)
-	}
-	if err == nil {
-		err = fsutil.SyncDir(dir)
-	}
-	if err != nil {
+	if err := fsutil.WriteFileAtomic(statePath(local), data, 0o600); err != nil {
 		return fmt.Errorf("write sync state: %w", err)
 	}
 	return nil

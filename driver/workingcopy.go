@@ -17,6 +17,7 @@ import (
 
 	"github.com/mattn/go-sqlite3"
 
+	"github.com/buckethead/bucketsqlite/internal/fsutil"
 	"github.com/buckethead/bucketsqlite/snapshot"
 )
 
@@ -31,7 +32,7 @@ type workingCopy struct {
 	persist bool
 	params  url.Values // go-sqlite3 parameters of every connection
 	log     *slog.Logger
-	lock    *os.File
+	lock    *fsutil.FileLock
 	sqlite  *sqlite3.SQLiteDriver // opens pooled connections, with the commit hook
 
 	// bucket and key identify the database in the sync record.
@@ -214,7 +215,7 @@ func (w *workingCopy) check(ctx context.Context) error {
 // removeTemp is set, removes it.
 func (w *workingCopy) release(removeTemp bool) {
 	if w.lock != nil {
-		w.lock.Close()
+		w.lock.Unlock()
 		w.lock = nil
 	}
 	if removeTemp && w.tempDir != "" {
@@ -226,7 +227,7 @@ func (w *workingCopy) release(removeTemp bool) {
 // of ours left in dir when they were killed: those whose lock no live
 // process holds. A working copy still in use is locked and stays.
 func removeStaleTempDirs(dir string, log *slog.Logger) {
-	if !locksExclude {
+	if !fsutil.ExcludesProcesses {
 		return
 	}
 	matches, _ := filepath.Glob(filepath.Join(dir, tempPrefix+"*"))
@@ -235,14 +236,14 @@ func removeStaleTempDirs(dir string, log *slog.Logger) {
 		if _, err := os.Stat(lockPath(db)); err != nil {
 			continue // not ours, or not locked yet by the process creating it
 		}
-		f, err := lockLocal(db)
+		l, err := fsutil.TryLock(lockPath(db))
 		if err != nil {
 			continue
 		}
 		if err := os.RemoveAll(d); err == nil {
 			log.Info("bucketsqlite: removed a temporary working copy left by a killed process", "dir", d)
 		}
-		f.Close()
+		l.Unlock()
 	}
 }
 

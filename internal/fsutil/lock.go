@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -65,4 +66,28 @@ func (l *FileLock) Unlock() error {
 	l.release()
 	l.release = nil
 	return l.f.Close()
+}
+
+// CreateLocked creates the lock file at path and locks it, without its
+// ever being visible unlocked: it is locked under a temporary name in the
+// same directory, then renamed into place. Where ExcludesProcesses holds,
+// a lock file that TryLock can take is then one its creator no longer
+// holds (it released it, or died).
+func CreateLocked(path string) (*FileLock, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	release, err := tryLock(f, path)
+	if err == nil {
+		if err = os.Rename(f.Name(), path); err != nil {
+			release()
+		}
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return &FileLock{f: f, release: release}, nil
 }

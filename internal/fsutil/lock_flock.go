@@ -28,3 +28,7 @@ func tryLock(f *os.File, _ string) (release func(), err error) {
 		}
 	}
 }
+
+// ExcludesProcesses reports that a FileLock excludes other processes, so
+// that a lock nobody holds marks a file nobody uses.
+const ExcludesProcesses = true

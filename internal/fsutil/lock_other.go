@@ -33,3 +33,7 @@ func tryLock(_ *os.File, path string) (release func(), err error) {
 		held.Unlock()
 	}, nil
 }
+
+// ExcludesProcesses is false: here a FileLock excludes other holders in
+// this process only, and says nothing about other processes.
+const ExcludesProcesses = false

@@ -132,3 +132,30 @@ func TestLockAcrossProcesses(t *testing.T) {
 	}
 	l.Unlock()
 }
+
+// A lock file made by CreateLocked is held from the moment it exists.
+func TestCreateLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.lock")
+	l, err := fsutil.CreateLocked(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the lock file is not in place: %v", err)
+	}
+	if _, err := fsutil.TryLock(path); !errors.Is(err, fsutil.ErrLocked) {
+		t.Fatalf("TryLock of a file CreateLocked holds: %v, want ErrLocked", err)
+	}
+	if err := l.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := fsutil.TryLock(path)
+	if err != nil {
+		t.Fatalf("TryLock after Unlock: %v", err)
+	}
+	l2.Unlock()
+	ents, _ := os.ReadDir(filepath.Dir(path))
+	if len(ents) != 1 {
+		t.Fatalf("left in the directory: %v", ents)
+	}
+}
