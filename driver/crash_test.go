@@ -287,10 +287,11 @@ func TestCrashLocalLoop(t *testing.T) {
 			}
 			// A child killed before it created its working copy leaves
 			// nothing to flush: no snapshot (-1) is its empty database.
-			if b := snapshotRows(t, tg.b, "app.db"); b != have && (b != -1 || have != 0) {
+			b := snapshotRows(t, tg.b, "app.db")
+			if b != have && (b != -1 || have != 0) {
 				t.Fatalf("kill %d: after Close the bucket has %d rows, the working copy %d", i, b, have)
 			}
-			committed, acked = have, have
+			committed, acked = have, b
 		}
 		if committed <= 0 {
 			t.Fatal("nothing was ever committed: the test proved nothing")

@@ -77,7 +77,9 @@ func runChild(t *testing.T, dsn, script string) string {
 
 // scriptMain is a child process (see runChild): it runs a space-separated
 // script of steps, args[1], on the DSN args[0]: create, insert:N, flush,
-// close, exit (os.Exit without Close).
+// close, exit (os.Exit without Close), import:N (replace the database with
+// one of N rows through SQLite's backup API, which fires no commit hook),
+// hook (replace the driver's commit hook through Raw, then insert a row).
 func scriptMain(args []string) int {
 	dsn, script := args[0], args[1]
 	db, err := sql.Open("bucketsqlite", dsn)
@@ -107,6 +109,12 @@ func scriptMain(args []string) int {
 		case "exit":
 			fmt.Println("child done")
 			os.Exit(0)
+		case "import":
+			var n int
+			fmt.Sscan(arg, &n)
+			err = importRows(db, n)
+		case "hook":
+			err = replaceHookAndInsert(db)
 		}
 		if err != nil {
 			fmt.Printf("%s: %v\n", step, err)
