@@ -15,6 +15,16 @@
 // object's metadata under "sha256"; Restore verifies it when present and
 // accepts snapshots without it, such as those the Python original writes.
 //
+// # Keys
+//
+// A snapshot at KEY owns the keys beside it: KEY.prev (the previous
+// snapshot), KEY.probe (ProbeConditions' throw-away object) and the delta
+// log under KEY.log/. ValidateKey refuses a key that is one of another
+// key's (ending in .prev, .probe or .log, or containing .log/), and one
+// too long to leave room for them under S3's 1024-byte limit (MaxKeyLen).
+// Flush and Publish check it; Restore also reads KEY.prev, to recover
+// from it.
+//
 // # Flushing
 //
 // Flush takes a consistent copy of the database with SQLite's online backup

@@ -136,7 +136,7 @@ func Take(ctx context.Context, src *sqlite3.SQLiteConn, dir string) (_ *File, er
 // multipart upload) and one Stat, plus, with KeepPrevious and a previous
 // object, one server-side copy.
 func Flush(ctx context.Context, src *sqlite3.SQLiteConn, b bucket.Bucket, key string, opts FlushOptions) (Result, error) {
-	if err := bucket.ValidateKey(key); err != nil {
+	if err := ValidateKey(key); err != nil {
 		return Result{}, fail("flush", key, err)
 	}
 	f, err := Take(ctx, src, opts.TempDir)
@@ -153,6 +153,9 @@ func Flush(ctx context.Context, src *sqlite3.SQLiteConn, b bucket.Bucket, key st
 // FlushOptions.Unconfirmed), KEY.prev on opts.KeepPrevious, confirmation
 // with a Stat. It does not remove f.
 func Publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts FlushOptions) (Result, error) {
+	if err := ValidateKey(key); err != nil {
+		return Result{}, fail("flush", key, err)
+	}
 	res := Result{SnapshotHash: f.Hash, Size: f.Size, ETag: opts.IfMatch}
 	if opts.LastHash != "" && opts.LastHash == f.Hash {
 		return res, nil

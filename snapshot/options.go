@@ -8,10 +8,6 @@ import "fmt"
 // say) restore too.
 const MetaSHA256 = "sha256"
 
-// PrevSuffix is appended to a key to name the previous snapshot kept by
-// FlushOptions.KeepPrevious.
-const PrevSuffix = ".prev"
-
 // Check is how thoroughly a restore verifies a snapshot before using it.
 type Check int
 

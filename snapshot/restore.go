@@ -39,7 +39,7 @@ func Restore(ctx context.Context, dst *sqlite3.SQLiteConn, b bucket.Bucket, key 
 
 // RestoreConn is Restore with options, returning what it restored.
 func RestoreConn(ctx context.Context, dst *sqlite3.SQLiteConn, b bucket.Bucket, key string, opts RestoreOptions) (Info, error) {
-	if err := bucket.ValidateKey(key); err != nil {
+	if err := validateRestoreKey(key); err != nil {
 		return Info{}, fail("restore", key, err)
 	}
 	tmp, err := tempFile(opts.TempDir, ".bucketsqlite-restore-*.db")
@@ -71,7 +71,7 @@ func RestoreConn(ctx context.Context, dst *sqlite3.SQLiteConn, b bucket.Bucket, 
 // The caller must make sure no connection has path open, and that nothing
 // at path is worth keeping: RestoreFile replaces it.
 func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts RestoreOptions) (Info, error) {
-	if err := bucket.ValidateKey(key); err != nil {
+	if err := validateRestoreKey(key); err != nil {
 		return Info{}, fail("restore", key, err)
 	}
 	dir := sameDir(path)
