@@ -47,6 +47,12 @@
 // is unchanged, so an empty or stale database never replaces a good
 // snapshot.
 //
+// With KeepPrevious the object being replaced is first copied to
+// KEY.prev, on the server. The copy replaces only a KEY.prev this package
+// wrote for KEY (it carries KEY's hash in its metadata, MetaKeySHA256, or
+// the ETag the caller last left there, FlushOptions.PrevETag); anything
+// else there is ErrForeignObject, and nothing is written.
+//
 // A successful upload is then confirmed with one Stat: the object at the
 // key must have the snapshot's size and the SHA-256 recorded in its
 // metadata. An upload that a faulty backend or proxy acknowledged without

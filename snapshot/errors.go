@@ -26,10 +26,16 @@ var (
 	// caller last saw (another writer flushed, or an object exists where a
 	// first flush expected none). Nothing was overwritten.
 	ErrConflict error = &kind{"snapshot changed by another writer"}
+
+	// ErrForeignObject means an object that this package did not write
+	// for the snapshot's key holds a key it would write beside the
+	// snapshot (KEY.prev, KEY.probe). Nothing was overwritten: move or
+	// delete the object, then try again.
+	ErrForeignObject error = &kind{"foreign object in the way"}
 )
 
 // Error is a snapshot operation's failure. It names the operation and the
-// key, and matches both its Kind (ErrCorrupt, ErrConflict, or nil) and its
+// key, and matches both its Kind (ErrCorrupt, ErrConflict, ...) and its
 // cause with errors.Is / errors.As: a flush whose upload failed with a
 // bucket error still matches bucket.ErrNotFound, say.
 type Error struct {
@@ -37,7 +43,7 @@ type Error struct {
 	Op string
 	// Key is the snapshot's key in the bucket.
 	Key string
-	// Kind is ErrCorrupt, ErrConflict or nil.
+	// Kind is ErrCorrupt, ErrConflict, ErrForeignObject, or nil.
 	Kind error
 	// Err is the cause.
 	Err error

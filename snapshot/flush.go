@@ -156,7 +156,7 @@ func Publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts Flu
 	if err := ValidateKey(key); err != nil {
 		return Result{}, fail("flush", key, err)
 	}
-	res := Result{SnapshotHash: f.Hash, Size: f.Size, ETag: opts.IfMatch}
+	res := Result{SnapshotHash: f.Hash, Size: f.Size, ETag: opts.IfMatch, PrevETag: opts.PrevETag}
 	if opts.LastHash != "" && opts.LastHash == f.Hash {
 		return res, nil
 	}
@@ -187,6 +187,7 @@ func Publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts Flu
 		// An earlier upload of ours (possibly torn by a faulty backend):
 		// replace it.
 		opts.IfMatch = cur.ETag
+		opts.PrevETag = res.PrevETag
 		return publish(ctx, f, b, key, opts, res)
 	}
 	return res, err
@@ -194,7 +195,7 @@ func Publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts Flu
 
 // publish is one conditional attempt of Publish.
 func publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts FlushOptions, res Result) (Result, error) {
-	write := bucket.WriteOptions{Metadata: map[string]string{MetaSHA256: f.Hash}}
+	write := bucket.WriteOptions{Metadata: map[string]string{MetaSHA256: f.Hash, MetaKeySHA256: keyHash(key)}}
 	switch {
 	case opts.Force:
 	case opts.IfMatch != "":
@@ -203,11 +204,11 @@ func publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts Flu
 		write.IfNoneMatch = true
 	}
 	if opts.KeepPrevious {
-		kept, err := keepPrevious(ctx, b, key, opts)
+		etag, kept, err := keepPrevious(ctx, b, key, opts)
 		if err != nil {
 			return res, err
 		}
-		res.KeptPrevious = kept
+		res.KeptPrevious, res.PrevETag = kept, etag
 	}
 	attrs, err := b.Upload(ctx, key, hashedFile{f}, f.Size, write)
 	if err != nil {
@@ -242,34 +243,4 @@ func confirm(ctx context.Context, b bucket.Bucket, key string, f *File, up bucke
 			up.ETag, got.Size, got.Metadata[MetaSHA256], got.ETag, f.Size, f.Hash)
 	}
 	return got.ETag, nil
-}
-
-// keepPrevious copies key to key.prev before an overwrite. It reports
-// whether it copied.
-func keepPrevious(ctx context.Context, b bucket.Bucket, key string, opts FlushOptions) (bool, error) {
-	prev := key + PrevSuffix
-	switch {
-	case opts.IfMatch != "":
-		_, err := b.Copy(ctx, key, prev, bucket.CopyOptions{IfSourceMatch: opts.IfMatch})
-		if errors.Is(err, bucket.ErrPrecondition) || errors.Is(err, bucket.ErrNotFound) {
-			return false, &Error{Op: "flush", Key: key, Kind: ErrConflict,
-				Err: fmt.Errorf("keep previous: %w", err)}
-		}
-		if err != nil {
-			return false, fail("flush", key, fmt.Errorf("keep previous: %w", err))
-		}
-		return true, nil
-	case opts.Force:
-		_, err := b.Copy(ctx, key, prev, bucket.CopyOptions{})
-		if errors.Is(err, bucket.ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, fail("flush", key, fmt.Errorf("keep previous: %w", err))
-		}
-		return true, nil
-	}
-	// A first flush: there is nothing to keep, and the upload's
-	// If-None-Match fails if that has changed.
-	return false, nil
 }
