@@ -68,6 +68,11 @@
 // reporting ErrConflict. Without that, Flush still recognises an object
 // holding exactly the snapshot it is flushing.
 //
+// Conditional writes keep writers apart only where the service enforces
+// them. Some S3-compatible servers (s3rver) ignore If-Match and
+// If-None-Match and overwrite silently; ProbeConditions finds out, with a
+// throw-away object at KEY.probe, and reports ErrConditionsIgnored.
+//
 // # Restoring
 //
 // Restore downloads the snapshot into a private temp file, verifies it

@@ -39,7 +39,7 @@ var (
 // cause with errors.Is / errors.As: a flush whose upload failed with a
 // bucket error still matches bucket.ErrNotFound, say.
 type Error struct {
-	// Op is "restore" or "flush".
+	// Op is "restore", "flush" or "probe".
 	Op string
 	// Key is the snapshot's key in the bucket.
 	Key string
