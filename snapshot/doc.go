@@ -107,6 +107,14 @@
 //     it: Restore refuses it with ErrCorrupt, and KEY.prev, when kept,
 //     holds the previous snapshot.
 //
+// # Temp files
+//
+// Snapshots and downloads go through private temp files
+// (.bucketsqlite-snapshot-*.db, .bucketsqlite-restore-*.db), as large as
+// the database, removed when done. A process killed meanwhile leaves them
+// behind; each holds a flock while in use, so RemoveStaleTemp can remove
+// those of dead processes, and never one in use.
+//
 // # Errors
 //
 // Every failure is an *Error naming the operation and the key. Match kinds

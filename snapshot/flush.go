@@ -83,7 +83,7 @@ func (h hashedFile) SHA256() string                          { return h.f.Hash }
 // Unless src is inside a transaction of its own, Take opens and ends a
 // read transaction on it (BEGIN, ROLLBACK).
 func Take(ctx context.Context, src *sqlite3.SQLiteConn, dir string) (_ *File, err error) {
-	tmp, err := tempFile(dir, ".bucketsqlite-snapshot-*.db")
+	tmp, err := tempFile(dir, takePattern)
 	if err != nil {
 		return nil, fmt.Errorf("create temp file: %w", err)
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
 
 	"github.com/mattn/go-sqlite3"
 
@@ -42,7 +41,7 @@ func RestoreConn(ctx context.Context, dst *sqlite3.SQLiteConn, b bucket.Bucket, 
 	if err := validateRestoreKey(key); err != nil {
 		return Info{}, fail("restore", key, err)
 	}
-	tmp, err := tempFile(opts.TempDir, ".bucketsqlite-restore-*.db")
+	tmp, err := tempFile(opts.TempDir, restPattern)
 	if err != nil {
 		return Info{}, fail("restore", key, fmt.Errorf("create temp file: %w", err))
 	}
@@ -75,7 +74,7 @@ func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts Re
 		return Info{}, fail("restore", key, err)
 	}
 	dir := sameDir(path)
-	tmp, err := tempFile(dir, "."+filepath.Base(path)+".restore-*")
+	tmp, err := tempFile(dir, restPattern)
 	if err != nil {
 		return Info{}, fail("restore", key, fmt.Errorf("create temp file: %w", err))
 	}
