@@ -19,7 +19,8 @@ var (
 	// ErrCorrupt means a downloaded snapshot is not a sound SQLite
 	// database: it is not SQLite at all, its backup failed, its integrity
 	// check failed, or its bytes do not match the SHA-256 recorded in the
-	// object's metadata. Nothing was restored.
+	// object's metadata. Nothing was restored. From Take or Flush, it means
+	// the local database failed PRAGMA quick_check: nothing was uploaded.
 	ErrCorrupt error = &kind{"corrupt snapshot"}
 
 	// ErrConflict means the object at the key is no longer the one the
