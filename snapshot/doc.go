@@ -122,8 +122,8 @@
 // # Errors
 //
 // Every failure is an *Error naming the operation and the key. Match kinds
-// with errors.Is: ErrCorrupt, ErrConflict, and ErrSnapshot for any of
-// them; bucket errors (bucket.ErrNotFound, ...) stay matchable through it.
+// with errors.Is: ErrCorrupt, ErrConflict, ErrForeignObject,
+// ErrConditionsIgnored, and ErrSnapshot for any of them; bucket errors (bucket.ErrNotFound, ...) stay matchable through it.
 //
 // # cgo
 //
