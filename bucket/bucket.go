@@ -19,9 +19,12 @@ import (
 //   - A missing object is reported by an error matching [ErrNotFound]
 //     (errors.Is), whatever shape the backend reports it in.
 //   - A failed write condition ([WriteOptions.IfMatch],
-//     [WriteOptions.IfNoneMatch], [CopyOptions.IfSourceMatch]) returns an
-//     error matching [ErrPrecondition] and changes nothing. An IfMatch
-//     condition on a missing object is a failed precondition too.
+//     [WriteOptions.IfNoneMatch], [CopyOptions.IfSourceMatch],
+//     [CopyOptions.IfMatch], [CopyOptions.IfNoneMatch]) returns an error
+//     matching [ErrPrecondition] and changes nothing. An IfMatch condition
+//     on a missing object is a failed precondition too. (The S3 backend
+//     leaves conditions to the service, and some services ignore some of
+//     them: see [S3] and [CopyOptions].)
 //   - Every other error is an [*Error] naming the operation and the key.
 //   - Writes are atomic: a reader sees either the previous object or the new
 //     one, never a mix. Until Upload or Copy returns nil the previous object
@@ -97,11 +100,26 @@ type WriteOptions struct {
 	IfMatch string
 }
 
-// CopyOptions are the conditions of a Copy.
+// CopyOptions are the conditions of a Copy: on its source, and on what
+// the copy replaces at its destination.
+//
+// The destination conditions keep a copy from overwriting an object its
+// caller does not know. Memory, Dir and AWS S3 enforce them; some
+// S3-compatible services ignore them and copy anyway (versitygw v1.8.0;
+// Cloudflare R2, which spells them cf-copy-destination-if-match), so do
+// not make them the only thing between a copy and an object that must
+// survive it.
 type CopyOptions struct {
 	// IfSourceMatch, when set, makes the copy succeed only if the source
 	// object currently has this ETag.
 	IfSourceMatch string
+	// IfMatch, when set, makes the copy succeed only if the object at the
+	// destination currently has this ETag (HTTP If-Match on the copy). A
+	// missing destination fails the condition.
+	IfMatch string
+	// IfNoneMatch makes the copy succeed only if no object exists at the
+	// destination (HTTP If-None-Match: * on the copy).
+	IfNoneMatch bool
 }
 
 // ListOptions select a page of a List.

@@ -306,11 +306,15 @@ func (d *Dir) Copy(ctx context.Context, src, dst string, opts CopyOptions) (Attr
 	if err := checkCopy(sa.ETag, opts); err != nil {
 		return Attrs{}, wrap("copy", src, err)
 	}
+	var check func(exists bool, etag string) error
+	if opts.IfMatch != "" || opts.IfNoneMatch {
+		check = func(exists bool, etag string) error { return checkCopyDest(exists, etag, opts) }
+	}
 	// Same content and metadata, so the same ETag.
 	a, err := d.write(ctx, dst, sa.Size, func(t *os.File) (string, map[string]string, error) {
 		err := writeDest(ctx, t, io.NewSectionReader(f, 0, sa.Size), sa.Size)
 		return sa.ETag, sa.Metadata, err
-	}, nil)
+	}, check)
 	return a, wrap("copy", src, err)
 }
 

@@ -163,7 +163,8 @@ func (m *Memory) Copy(ctx context.Context, src, dst string, opts CopyOptions) (A
 	if o == nil {
 		return Attrs{}, wrap("copy", src, ErrNotFound)
 	}
-	if err := checkCopy(o.etag, opts); err != nil {
+	cur := m.objects[dst]
+	if err := firstErr(checkCopy(o.etag, opts), checkCopyDest(cur != nil, etagOf(cur), opts)); err != nil {
 		return Attrs{}, wrap("copy", src, err)
 	}
 	c := *o

@@ -335,6 +335,13 @@ const copyAttempts = 3
 // the size and metadata to return, and a CopyObject pinned to the version
 // that HEAD saw (x-amz-copy-source-if-match). Objects over 5 GiB cannot be
 // copied this way; Copy returns an error for them.
+//
+// With opts.IfSourceMatch the HEAD is skipped: one request. The
+// destination conditions are sent as If-Match and If-None-Match on the
+// CopyObject request, which AWS S3 enforces and some services ignore (see
+// CopyOptions). A service may answer If-Match on a missing destination
+// with 404, as AWS does on PutObject: that comes back as ErrNotFound, like
+// a missing source.
 func (b *S3) Copy(ctx context.Context, src, dst string, opts CopyOptions) (Attrs, error) {
 	if err := ValidateKey(src); err != nil {
 		return Attrs{}, wrap("copy", src, err)
@@ -344,7 +351,7 @@ func (b *S3) Copy(ctx context.Context, src, dst string, opts CopyOptions) (Attrs
 	}
 	for attempt := 1; ; attempt++ {
 		a, err := b.copyOnce(ctx, src, dst, opts)
-		if err == nil || opts.IfSourceMatch != "" || attempt == copyAttempts ||
+		if err == nil || opts != (CopyOptions{}) || attempt == copyAttempts ||
 			!errors.Is(err, ErrPrecondition) {
 			return a, wrap("copy", src, err)
 		}
@@ -374,13 +381,20 @@ func (b *S3) copyOnce(ctx context.Context, src, dst string, opts CopyOptions) (A
 			return Attrs{}, fmt.Errorf("source is %d bytes: S3 copies at most 5 GiB in one request", a.Size)
 		}
 	}
-	out, err := b.client.CopyObject(ctx, &s3.CopyObjectInput{
+	in := &s3.CopyObjectInput{
 		Bucket:            aws.String(b.bucket),
 		Key:               aws.String(dst),
 		CopySource:        aws.String(b.bucket + "/" + escapeKey(src)),
 		CopySourceIfMatch: aws.String(etag),
 		MetadataDirective: types.MetadataDirectiveCopy,
-	})
+	}
+	if opts.IfMatch != "" {
+		in.IfMatch = aws.String(opts.IfMatch)
+	}
+	if opts.IfNoneMatch {
+		in.IfNoneMatch = aws.String("*")
+	}
+	out, err := b.client.CopyObject(ctx, in)
 	if err != nil {
 		return Attrs{}, s3Error(ctx, err, false)
 	}

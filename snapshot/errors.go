@@ -19,25 +19,32 @@ var (
 	// ErrCorrupt means a downloaded snapshot is not a sound SQLite
 	// database: it is not SQLite at all, its backup failed, its integrity
 	// check failed, or its bytes do not match the SHA-256 recorded in the
-	// object's metadata. Nothing was restored.
+	// object's metadata. Nothing was restored. From Take or Flush, it means
+	// the local database failed PRAGMA quick_check: nothing was uploaded.
 	ErrCorrupt error = &kind{"corrupt snapshot"}
 
 	// ErrConflict means the object at the key is no longer the one the
 	// caller last saw (another writer flushed, or an object exists where a
 	// first flush expected none). Nothing was overwritten.
 	ErrConflict error = &kind{"snapshot changed by another writer"}
+
+	// ErrForeignObject means an object that this package did not write
+	// for the snapshot's key holds a key it would write beside the
+	// snapshot (KEY.prev, KEY.probe). Nothing was overwritten: move or
+	// delete the object, then try again.
+	ErrForeignObject error = &kind{"foreign object in the way"}
 )
 
 // Error is a snapshot operation's failure. It names the operation and the
-// key, and matches both its Kind (ErrCorrupt, ErrConflict, or nil) and its
+// key, and matches both its Kind (ErrCorrupt, ErrConflict, ...) and its
 // cause with errors.Is / errors.As: a flush whose upload failed with a
 // bucket error still matches bucket.ErrNotFound, say.
 type Error struct {
-	// Op is "restore" or "flush".
+	// Op is "restore", "flush" or "probe".
 	Op string
 	// Key is the snapshot's key in the bucket.
 	Key string
-	// Kind is ErrCorrupt, ErrConflict or nil.
+	// Kind is ErrCorrupt, ErrConflict, ErrForeignObject, or nil.
 	Kind error
 	// Err is the cause.
 	Err error

@@ -135,6 +135,17 @@ func flushFaultMatrix(t *testing.T, steps []flushStep, size int64, newInner func
 				want := content(t, src)
 
 				rule := fb.Inject(st.op, 1, fault)
+				if st.op == faulty.Stat {
+					// The Stat that confirms the upload, not the one
+					// that looks at KEY.prev first.
+					rule.Remove()
+					seen := false
+					rule = fb.InjectFunc(faulty.Stat, func(_ int, key string) (faulty.Fault, bool) {
+						hit := key == "k" && !seen
+						seen = seen || hit
+						return fault, hit
+					})
+				}
 				fctx, cancel := context.WithTimeout(ctx, hangBound)
 				res, err := snapshot.Flush(fctx, src, fb, "k", snapshot.FlushOptions{
 					TempDir: tmp, KeepPrevious: true, IfMatch: base.ETag, LastHash: base.SnapshotHash,

@@ -80,10 +80,14 @@ func (h hashedFile) SHA256() string                          { return h.f.Hash }
 // uploads by hash. File.DataVersion tells, without taking another, whether
 // a new snapshot could differ.
 //
+// The copy must pass PRAGMA quick_check
+// (https://sqlite.org/pragma.html#pragma_quick_check): a damaged database
+// returns an error matching ErrCorrupt, and no snapshot.
+//
 // Unless src is inside a transaction of its own, Take opens and ends a
 // read transaction on it (BEGIN, ROLLBACK).
 func Take(ctx context.Context, src *sqlite3.SQLiteConn, dir string) (_ *File, err error) {
-	tmp, err := tempFile(dir, ".bucketsqlite-snapshot-*.db")
+	tmp, err := tempFile(dir, takePattern)
 	if err != nil {
 		return nil, fmt.Errorf("create temp file: %w", err)
 	}
@@ -110,10 +114,38 @@ func Take(ctx context.Context, src *sqlite3.SQLiteConn, dir string) (_ *File, er
 	if err := setRollbackHeader(tmp); err != nil {
 		return nil, fmt.Errorf("set snapshot header: %w", err)
 	}
-	if f.Hash, f.Size, err = hashFile(tmp); err != nil {
+	// The check and the hash both read the copy, from the page cache: on
+	// two cores, side by side.
+	checked := make(chan error, 1)
+	go func() { checked <- checkTaken(ctx, f.path) }()
+	f.Hash, f.Size, err = hashFile(tmp)
+	if cerr := <-checked; cerr != nil {
+		return nil, cerr
+	}
+	if err != nil {
 		return nil, fmt.Errorf("hash snapshot: %w", err)
 	}
 	return f, nil
+}
+
+// checkTaken runs PRAGMA quick_check on the snapshot just taken into path:
+// a database damaged in place (a rolled-back transaction under
+// journal_mode=OFF, a disk error) is refused with ErrCorrupt rather than
+// uploaded over a sound snapshot. It reads the copy once more, from the
+// page cache (see BenchmarkTake).
+func checkTaken(ctx context.Context, path string) error {
+	conn, err := openConn(path, url.Values{"mode": {"ro"}})
+	if err != nil {
+		return fmt.Errorf("%w: the snapshot does not open: %v", ErrCorrupt, err)
+	}
+	defer conn.Close()
+	if err := check(ctx, conn, CheckQuick); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: the database is damaged, not taking a snapshot of it: %v", ErrCorrupt, err)
+	}
+	return nil
 }
 
 // Flush backs up src into a temp file, hashes it and, unless the hash
@@ -136,7 +168,7 @@ func Take(ctx context.Context, src *sqlite3.SQLiteConn, dir string) (_ *File, er
 // multipart upload) and one Stat, plus, with KeepPrevious and a previous
 // object, one server-side copy.
 func Flush(ctx context.Context, src *sqlite3.SQLiteConn, b bucket.Bucket, key string, opts FlushOptions) (Result, error) {
-	if err := bucket.ValidateKey(key); err != nil {
+	if err := ValidateKey(key); err != nil {
 		return Result{}, fail("flush", key, err)
 	}
 	f, err := Take(ctx, src, opts.TempDir)
@@ -153,7 +185,10 @@ func Flush(ctx context.Context, src *sqlite3.SQLiteConn, b bucket.Bucket, key st
 // FlushOptions.Unconfirmed), KEY.prev on opts.KeepPrevious, confirmation
 // with a Stat. It does not remove f.
 func Publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts FlushOptions) (Result, error) {
-	res := Result{SnapshotHash: f.Hash, Size: f.Size, ETag: opts.IfMatch}
+	if err := ValidateKey(key); err != nil {
+		return Result{}, fail("flush", key, err)
+	}
+	res := Result{SnapshotHash: f.Hash, Size: f.Size, ETag: opts.IfMatch, PrevETag: opts.PrevETag}
 	if opts.LastHash != "" && opts.LastHash == f.Hash {
 		return res, nil
 	}
@@ -184,6 +219,7 @@ func Publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts Flu
 		// An earlier upload of ours (possibly torn by a faulty backend):
 		// replace it.
 		opts.IfMatch = cur.ETag
+		opts.PrevETag = res.PrevETag
 		return publish(ctx, f, b, key, opts, res)
 	}
 	return res, err
@@ -191,7 +227,7 @@ func Publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts Flu
 
 // publish is one conditional attempt of Publish.
 func publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts FlushOptions, res Result) (Result, error) {
-	write := bucket.WriteOptions{Metadata: map[string]string{MetaSHA256: f.Hash}}
+	write := bucket.WriteOptions{Metadata: map[string]string{MetaSHA256: f.Hash, MetaKeySHA256: keyHash(key)}}
 	switch {
 	case opts.Force:
 	case opts.IfMatch != "":
@@ -200,11 +236,11 @@ func publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts Flu
 		write.IfNoneMatch = true
 	}
 	if opts.KeepPrevious {
-		kept, err := keepPrevious(ctx, b, key, opts)
+		etag, kept, err := keepPrevious(ctx, b, key, opts)
 		if err != nil {
 			return res, err
 		}
-		res.KeptPrevious = kept
+		res.KeptPrevious, res.PrevETag = kept, etag
 	}
 	attrs, err := b.Upload(ctx, key, hashedFile{f}, f.Size, write)
 	if err != nil {
@@ -239,34 +275,4 @@ func confirm(ctx context.Context, b bucket.Bucket, key string, f *File, up bucke
 			up.ETag, got.Size, got.Metadata[MetaSHA256], got.ETag, f.Size, f.Hash)
 	}
 	return got.ETag, nil
-}
-
-// keepPrevious copies key to key.prev before an overwrite. It reports
-// whether it copied.
-func keepPrevious(ctx context.Context, b bucket.Bucket, key string, opts FlushOptions) (bool, error) {
-	prev := key + PrevSuffix
-	switch {
-	case opts.IfMatch != "":
-		_, err := b.Copy(ctx, key, prev, bucket.CopyOptions{IfSourceMatch: opts.IfMatch})
-		if errors.Is(err, bucket.ErrPrecondition) || errors.Is(err, bucket.ErrNotFound) {
-			return false, &Error{Op: "flush", Key: key, Kind: ErrConflict,
-				Err: fmt.Errorf("keep previous: %w", err)}
-		}
-		if err != nil {
-			return false, fail("flush", key, fmt.Errorf("keep previous: %w", err))
-		}
-		return true, nil
-	case opts.Force:
-		_, err := b.Copy(ctx, key, prev, bucket.CopyOptions{})
-		if errors.Is(err, bucket.ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, fail("flush", key, fmt.Errorf("keep previous: %w", err))
-		}
-		return true, nil
-	}
-	// A first flush: there is nothing to keep, and the upload's
-	// If-None-Match fails if that has changed.
-	return false, nil
 }

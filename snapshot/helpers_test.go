@@ -2,7 +2,9 @@ package snapshot_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql/driver"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -186,4 +188,10 @@ func download(t testing.TB, b bucket.Bucket, key string) ([]byte, bucket.Attrs) 
 		t.Fatal(err)
 	}
 	return data, a
+}
+
+// hashOfKey is the MetaKeySHA256 value of key.
+func hashOfKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
 }

@@ -8,9 +8,14 @@ import "fmt"
 // say) restore too.
 const MetaSHA256 = "sha256"
 
-// PrevSuffix is appended to a key to name the previous snapshot kept by
-// FlushOptions.KeepPrevious.
-const PrevSuffix = ".prev"
+// MetaKeySHA256 is the object-metadata key under which Flush records the
+// SHA-256 (lower-case hex) of the key it flushed to. A server-side copy
+// keeps it, so that an object at KEY.prev carrying KEY's hash is known to
+// be KEY's previous snapshot, which the next flush may replace, and
+// anything else at KEY.prev is not (see FlushOptions.KeepPrevious). It is
+// a hash, not the key itself, because metadata values are ASCII and
+// short.
+const MetaKeySHA256 = "key-sha256"
 
 // Check is how thoroughly a restore verifies a snapshot before using it.
 type Check int
@@ -85,7 +90,22 @@ type FlushOptions struct {
 	// KeepPrevious copies the current object at KEY to KEY.prev (a
 	// server-side copy) before overwriting it. The first flush to a key
 	// has nothing to keep and copies nothing.
+	//
+	// The copy replaces only what this package wrote there: a missing
+	// KEY.prev, the one whose ETag is PrevETag, or one carrying KEY's hash
+	// under MetaKeySHA256. Anything else (an object written by hand, by
+	// another program, by the Python original) makes Flush fail with
+	// ErrForeignObject before anything is written; delete or move it, or
+	// flush once with Force, which replaces it.
 	KeepPrevious bool
+
+	// PrevETag is the ETag of the object at KEY.prev as the caller's last
+	// flush left it (Result.PrevETag); empty when unknown. With it, the
+	// copy to KEY.prev costs no request beyond itself, and is made
+	// conditional on that ETag where the bucket supports it
+	// (bucket.CopyOptions.IfMatch). Without it, or when it is stale,
+	// Flush asks the bucket (one Stat) what KEY.prev holds.
+	PrevETag string
 
 	// LastHash is the SnapshotHash of the caller's previous flush or
 	// restore. When the new snapshot hashes the same, nothing is uploaded
@@ -140,4 +160,8 @@ type Result struct {
 	Size int64
 	// KeptPrevious reports that the old object was copied to KEY.prev.
 	KeptPrevious bool
+	// PrevETag is the ETag of the object at KEY.prev after the copy, or
+	// FlushOptions.PrevETag when nothing was copied. It is set even when
+	// the flush then failed: pass it back as FlushOptions.PrevETag.
+	PrevETag string
 }

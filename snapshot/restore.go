@@ -39,10 +39,10 @@ func Restore(ctx context.Context, dst *sqlite3.SQLiteConn, b bucket.Bucket, key 
 
 // RestoreConn is Restore with options, returning what it restored.
 func RestoreConn(ctx context.Context, dst *sqlite3.SQLiteConn, b bucket.Bucket, key string, opts RestoreOptions) (Info, error) {
-	if err := bucket.ValidateKey(key); err != nil {
+	if err := validateRestoreKey(key); err != nil {
 		return Info{}, fail("restore", key, err)
 	}
-	tmp, err := tempFile(opts.TempDir, ".bucketsqlite-restore-*.db")
+	tmp, err := tempFile(opts.TempDir, restPattern)
 	if err != nil {
 		return Info{}, fail("restore", key, fmt.Errorf("create temp file: %w", err))
 	}
@@ -71,22 +71,25 @@ func RestoreConn(ctx context.Context, dst *sqlite3.SQLiteConn, b bucket.Bucket, 
 // The caller must make sure no connection has path open, and that nothing
 // at path is worth keeping: RestoreFile replaces it.
 func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts RestoreOptions) (Info, error) {
-	if err := bucket.ValidateKey(key); err != nil {
+	if err := validateRestoreKey(key); err != nil {
 		return Info{}, fail("restore", key, err)
 	}
 	path = absPath(path)
-	tmp, err := fsutil.CreateTemp(path, "."+filepath.Base(path)+".restore-*")
+	dir := filepath.Dir(path)
+	tmp, err := tempFile(dir, restPattern)
 	if err != nil {
 		return Info{}, fail("restore", key, fmt.Errorf("create temp file: %w", err))
 	}
-	// Whether or not it is published, nothing may stay under the
-	// temporary name: neither the file nor a side file (a -journal the
-	// integrity check may leave).
-	defer removeDB(tmp.Name())
-	defer tmp.Discard()
-	// fetch fsyncs the file (while it checks it), so the publishing steps
-	// are taken here rather than by tmp.Commit, which would fsync again.
-	info, src, err := fetch(ctx, b, key, tmp.File, opts.Check, true)
+	published := false
+	defer func() {
+		tmp.Close()
+		if !published {
+			removeDB(tmp.Name())
+		}
+	}()
+	// fetch fsyncs the file (while it checks it), so publishing is a
+	// rename and a sync of the directory.
+	info, src, err := fetch(ctx, b, key, tmp, opts.Check, true)
 	if err != nil || !info.Found {
 		return info, err
 	}
@@ -98,13 +101,12 @@ func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts Re
 			return Info{}, fail("restore", key, err)
 		}
 	}
-	if err := tmp.Close(); err != nil {
+	if err := os.Rename(tmp.Name(), path); err != nil {
 		return Info{}, fail("restore", key, err)
 	}
-	if err := tmp.Rename(); err != nil {
-		return Info{}, fail("restore", key, err)
-	}
-	if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
+	published = true
+	os.Remove(tmp.Name() + "-journal")
+	if err := fsutil.SyncDir(dir); err != nil {
 		return Info{}, fail("restore", key, err)
 	}
 	return info, nil

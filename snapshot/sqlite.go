@@ -213,21 +213,34 @@ func setRollbackHeader(f *os.File) error {
 }
 
 // tempFile creates a private (0600) temp file in dir (os.TempDir() when
-// empty) whose name starts with pattern's prefix.
+// empty) named after pattern, and locks it until it is closed, so that
+// RemoveStaleTemp tells it from the temp file of a dead process.
 func tempFile(dir, pattern string) (*os.File, error) {
 	if dir == "" {
 		dir = os.TempDir()
 	}
-	f, err := os.CreateTemp(dir, pattern)
-	if err != nil {
-		return nil, err
-	}
-	if err := f.Chmod(0o600); err != nil {
+	for attempt := 1; ; attempt++ {
+		f, err := os.CreateTemp(dir, pattern)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := lockTemp(f)
+		if err == nil && ok {
+			err = f.Chmod(0o600)
+			if err == nil {
+				return f, nil
+			}
+		}
 		f.Close()
-		os.Remove(f.Name())
-		return nil, err
+		if err != nil {
+			os.Remove(f.Name())
+			return nil, err
+		}
+		// A RemoveStaleTemp removed it before it was locked.
+		if attempt == 3 {
+			return nil, fmt.Errorf("temp file %s was removed as soon as it was created", f.Name())
+		}
 	}
-	return f, nil
 }
 
 // removeDB removes a database file and every SQLite side file beside it.

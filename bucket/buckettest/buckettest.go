@@ -27,6 +27,11 @@ type Harness struct {
 	// least three parts. Zero means the backend has no parts, and the suite
 	// uses 3 MiB + 1 byte for that test.
 	PartSize int64
+	// CopyIgnoresDestConditions says that the backend is known to ignore
+	// CopyOptions.IfMatch and IfNoneMatch (an S3 service such as
+	// versitygw v1.8.0): the suite then checks only that copies whose
+	// destination conditions hold succeed.
+	CopyIgnoresDestConditions bool
 }
 
 // Run runs the whole conformance suite against h as subtests of t, one
@@ -50,6 +55,7 @@ func Run(t *testing.T, h Harness) {
 		{"ConditionalLargeUpload", s.testConditionalLargeUpload},
 		{"LargeDownload", s.testLargeDownload},
 		{"Copy", s.testCopy},
+		{"CopyDestConditions", s.testCopyDestConditions},
 		{"Delete", s.testDelete},
 		{"List", s.testList},
 		{"ListPaging", s.testListPaging},
@@ -378,6 +384,44 @@ func (s *suite) testCopy(t *testing.T, b bucket.Bucket) {
 		t.Fatalf("Copy with current IfSourceMatch: %v", err)
 	}
 	wantObject(t, b, "dst2", []byte("new source"), a.ETag)
+}
+
+// testCopyDestConditions checks CopyOptions.IfMatch and IfNoneMatch: a
+// copy replaces only the destination it was told about.
+func (s *suite) testCopyDestConditions(t *testing.T, b bucket.Bucket) {
+	ctx := context.Background()
+	p := data(6, 3000)
+	src := upload(t, b, "src", p, bucket.WriteOptions{Metadata: map[string]string{"kind": "snapshot"}})
+
+	// IfNoneMatch on a missing destination, and IfMatch on the current one,
+	// hold.
+	a, err := b.Copy(ctx, "src", "dst", bucket.CopyOptions{IfSourceMatch: src.ETag, IfNoneMatch: true})
+	if err != nil {
+		t.Fatalf("Copy with IfNoneMatch to a missing destination: %v", err)
+	}
+	wantObject(t, b, "dst", p, a.ETag)
+	a, err = b.Copy(ctx, "src", "dst", bucket.CopyOptions{IfMatch: a.ETag})
+	if err != nil {
+		t.Fatalf("Copy with IfMatch of the current destination: %v", err)
+	}
+	wantObject(t, b, "dst", p, a.ETag)
+	if s.h.CopyIgnoresDestConditions {
+		return
+	}
+
+	// Failed destination conditions change nothing.
+	other := upload(t, b, "other", []byte("someone else's"), bucket.WriteOptions{})
+	_, err = b.Copy(ctx, "src", "other", bucket.CopyOptions{IfNoneMatch: true})
+	wantErr(t, err, bucket.ErrPrecondition, "copy", "src")
+	wantObject(t, b, "other", []byte("someone else's"), other.ETag)
+	_, err = b.Copy(ctx, "src", "other", bucket.CopyOptions{IfSourceMatch: src.ETag, IfMatch: src.ETag})
+	wantErr(t, err, bucket.ErrPrecondition, "copy", "src")
+	wantObject(t, b, "other", []byte("someone else's"), other.ETag)
+	_, err = b.Copy(ctx, "src", "absent", bucket.CopyOptions{IfMatch: other.ETag})
+	if !errors.Is(err, bucket.ErrPrecondition) && !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("Copy with IfMatch to a missing destination: %v; want ErrPrecondition (or ErrNotFound)", err)
+	}
+	wantNotFound(t, b, "absent")
 }
 
 func (s *suite) testDelete(t *testing.T, b bucket.Bucket) {

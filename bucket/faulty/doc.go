@@ -45,6 +45,11 @@
 //     that promise on purpose, to see what a client detects.
 //   - Lie() reports success and does nothing. An Upload that lies returns
 //     a made-up ETag; only asking the bucket afterwards reveals it.
+//   - IgnoreConditions() makes Upload and Copy drop their conditions, as
+//     S3-compatible servers without conditional writes (s3rver) do: a
+//     write that should fail with bucket.ErrPrecondition overwrites
+//     instead. Only probing the bucket reveals it (see
+//     snapshot.ProbeConditions).
 //
 // Errors made up by faults match ErrInjected and are *bucket.Error values
 // naming the operation and key, like every backend's errors.

@@ -44,10 +44,12 @@ const (
 	kindHang
 	kindTruncate
 	kindLie
+	kindIgnoreConditions
 )
 
 // Fault is what happens to a call a rule selects. Make one with Fail,
-// FailAfter, Delay, Hang, Truncate, TruncateSilently or Lie.
+// FailAfter, Delay, Hang, Truncate, TruncateSilently, Lie or
+// IgnoreConditions.
 type Fault struct {
 	kind   kind
 	err    error
@@ -109,6 +111,17 @@ func TruncateSilently(n int64) Fault { return Fault{kind: kindTruncate, keep: n,
 //   - List returns an empty last page.
 func Lie() Fault { return Fault{kind: kindLie} }
 
+// IgnoreConditions makes an Upload or Copy drop its conditions
+// (WriteOptions.IfMatch and IfNoneMatch; CopyOptions.IfSourceMatch,
+// IfMatch and IfNoneMatch) and go through unconditionally, as the s3rver
+// test server, and any S3-compatible service without conditional writes,
+// does: a second writer overwrites the first without an error. Other
+// operations go through unchanged. Apply it to every call to make such a
+// service:
+//
+//	b.Inject(faulty.Any, faulty.Every, faulty.IgnoreConditions())
+func IgnoreConditions() Fault { return Fault{kind: kindIgnoreConditions} }
+
 // String describes the fault, for test names.
 func (f Fault) String() string {
 	switch f.kind {
@@ -131,6 +144,8 @@ func (f Fault) String() string {
 		return fmt.Sprintf("%s(%d)", s, f.keep)
 	case kindLie:
 		return "lie"
+	case kindIgnoreConditions:
+		return "ignore-conditions"
 	}
 	return "none"
 }
@@ -381,6 +396,9 @@ func (b *Bucket) Upload(ctx context.Context, key string, src io.ReaderAt, size i
 	if ok, err := before(ctx, Upload, key, f); !ok {
 		return bucket.Attrs{}, err
 	}
+	if f.kind == kindIgnoreConditions {
+		opts.IfMatch, opts.IfNoneMatch = "", false
+	}
 	switch f.kind {
 	case kindLie:
 		b.mu.Lock()
@@ -423,6 +441,9 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string, opts bucket.CopyOpti
 	}
 	if ok, err := before(ctx, Copy, src, f); !ok {
 		return bucket.Attrs{}, err
+	}
+	if f.kind == kindIgnoreConditions {
+		opts = bucket.CopyOptions{}
 	}
 	if lies(f) {
 		a, err := b.inner.Stat(ctx, src)

@@ -340,3 +340,30 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("random rule fired %d of %d times", r.Fired(), workers*each)
 	}
 }
+
+// IgnoreConditions turns conditional writes into plain ones, as s3rver
+// does: the second writer overwrites the first.
+func TestIgnoreConditions(t *testing.T) {
+	b := faulty.New(bucket.NewMemory())
+	first := put(t, b, "k", "first")
+	put(t, b, "src", "source")
+	r := b.Inject(faulty.Any, faulty.Every, faulty.IgnoreConditions())
+	for _, opts := range []bucket.WriteOptions{{IfNoneMatch: true}, {IfMatch: `"wrong"`}} {
+		if _, err := b.Upload(ctx, "k", strings.NewReader("second"), 6, opts); err != nil {
+			t.Fatalf("Upload(%+v) through IgnoreConditions = %v; want success", opts, err)
+		}
+	}
+	if _, err := b.Copy(ctx, "src", "k", bucket.CopyOptions{IfSourceMatch: first.ETag, IfNoneMatch: true}); err != nil {
+		t.Fatalf("Copy through IgnoreConditions = %v; want success", err)
+	}
+	if got := get(t, b, "k"); got != "source" {
+		t.Fatalf("k holds %q; want the copy's %q", got, "source")
+	}
+	if r.Fired() < 3 {
+		t.Fatalf("the rule fired %d times; want at least 3", r.Fired())
+	}
+	b.Clear()
+	if _, err := b.Copy(ctx, "src", "k", bucket.CopyOptions{IfNoneMatch: true}); !errors.Is(err, bucket.ErrPrecondition) {
+		t.Fatalf("Copy after Clear = %v; want ErrPrecondition", err)
+	}
+}
