@@ -43,6 +43,9 @@ func (cfg *Config) normalize() error {
 	if _, err := snapshot.ParseCheck(cfg.Check.String()); err != nil {
 		return dsnErr("integrity_check", "%v", err)
 	}
+	if _, err := parseConditionalWrites(cfg.ConditionalWrites.String()); err != nil {
+		return dsnErr("conditional_writes", "%v", err)
+	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.SQLite)) {
 		vals := cfg.SQLite[name]
 		if len(vals) != 1 {
@@ -59,9 +62,10 @@ func (cfg *Config) normalize() error {
 	return nil
 }
 
-// validateKey is bucket.ValidateKey, as a *DSNError.
+// validateKey is snapshot.ValidateKey (bucket.ValidateKey, and the
+// namespace a database keeps beside its key), as a *DSNError.
 func validateKey(key string) error {
-	if err := bucket.ValidateKey(key); err != nil {
+	if err := snapshot.ValidateKey(key); err != nil {
 		return dsnErr("key", "%s", strings.TrimPrefix(err.Error(), bucket.ErrInvalidKey.Error()+" "))
 	}
 	return nil

@@ -33,6 +33,8 @@ type Connector struct {
 	where string // the database's location and key, for messages
 	log   *slog.Logger
 	wc    *workingCopy
+	// custom reports a bucket given with WithBucket.
+	custom bool
 
 	// gate serializes the restore and the lifecycle below; a channel so
 	// that waiting honours the caller's ctx.
@@ -84,7 +86,7 @@ func NewConnector(cfg *Config, opts ...Option) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.b, c.id, c.where = b, id, location(cfg)
+	c.b, c.id, c.where, c.custom = b, id, location(cfg), o.bucket != nil
 	if c.wc, err = newWorkingCopy(cfg, bucketName(cfg), c.log); err != nil {
 		return nil, err
 	}

@@ -65,6 +65,9 @@ type Config struct {
 	Local string
 	// Check is the integrity check a restore runs.
 	Check snapshot.Check
+	// ConditionalWrites says whether the bucket's enforcement of write
+	// conditions, on which fencing a second writer rests, is checked.
+	ConditionalWrites ConditionalWrites
 
 	// SQLite holds go-sqlite3 connection parameters (_journal_mode,
 	// _busy_timeout, _foreign_keys, ...), by their canonical names. The
@@ -134,6 +137,9 @@ func dsnErr(param, format string, args ...any) error {
 //	keep_previous    boolean: keep the replaced snapshot at KEY.prev (default true)
 //	local            persistent working-copy path (default: a private temp dir)
 //	integrity_check  full|quick|none, run on restore (default full)
+//	conditional_writes  auto|probe|trust|off: check that the bucket enforces
+//	                 write conditions before the first upload (default auto;
+//	                 see ConditionalWrites)
 //	_journal_mode, _busy_timeout, _foreign_keys, ...   go-sqlite3 settings
 //
 // A boolean, here as in go-sqlite3's parameters, is true, 1, yes or on,
@@ -240,7 +246,7 @@ func locationErr(err error, whole string) error {
 // go-sqlite3's) rather than the bucket location's.
 func isDriverParam(name string) bool {
 	switch name {
-	case "flush_interval", "flush_timeout", "keep_previous", "local", "integrity_check":
+	case "flush_interval", "flush_timeout", "keep_previous", "local", "integrity_check", "conditional_writes":
 		return true
 	}
 	return strings.HasPrefix(name, "_")
@@ -277,6 +283,12 @@ func (cfg *Config) set(name, val string) error {
 			return dsnErr(name, "%v", err)
 		}
 		cfg.Check = c
+	case "conditional_writes":
+		c, err := parseConditionalWrites(val)
+		if err != nil {
+			return dsnErr(name, "%v", err)
+		}
+		cfg.ConditionalWrites = c
 	default: // "_...", go-sqlite3's
 		canon, v, err := sqliteParam(name, val)
 		if err != nil {
@@ -320,6 +332,9 @@ func (cfg *Config) FormatDSN() string {
 	}
 	if cfg.Local != "" {
 		q.Set("local", cfg.Local)
+	}
+	if cfg.ConditionalWrites != ConditionsAuto {
+		q.Set("conditional_writes", cfg.ConditionalWrites.String())
 	}
 	if cfg.Check != snapshot.CheckFull {
 		q.Set("integrity_check", cfg.Check.String())

@@ -40,6 +40,7 @@ func (f *fullSnapshot) flush(ctx context.Context, conn *sqlite3.SQLiteConn, remo
 		LastHash:     remote.SHA256,
 		IfMatch:      remote.ETag,
 		Unconfirmed:  remote.Pending,
+		PrevETag:     remote.PrevETag,
 	})
 	return out, err
 }

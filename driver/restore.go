@@ -90,7 +90,7 @@ func (c *Connector) restore(ctx context.Context) error {
 		conn.Close()
 		return c.wrap("open", fmt.Errorf("working copy %s: %w", c.wc.path, err))
 	}
-	s := newSyncer(c.b, c.cfg, c.wc, c.log)
+	s := newSyncer(c.b, c.cfg, c.wc, c.log, mustProbe(c.cfg, c.custom))
 	s.start(conn, version, p.remote, p.dirty, restored, time.Since(start))
 	c.sync.Store(s)
 	c.log.Info("bucketsqlite: ready", "restored", restored.Found, "bytes", restored.Size, "local", c.wc.path, "pending_flush", p.dirty)

@@ -30,8 +30,10 @@ type syncState struct {
 	// successful flush. A bucket object carrying one of them is this
 	// working copy's own upload, which landed though the process stopped
 	// (or the call failed) before it could say so: not a divergence.
-	Pending []string  `json:"pending,omitempty"`
-	Updated time.Time `json:"updated"`
+	Pending []string `json:"pending,omitempty"`
+	// PrevETag is remoteState.PrevETag.
+	PrevETag string    `json:"prev_etag,omitempty"`
+	Updated  time.Time `json:"updated"`
 }
 
 // remoteState is what the bucket holds, as this process last saw it: the
@@ -47,11 +49,15 @@ type remoteState struct {
 	// confirmed since the last success: their object may be in the
 	// bucket (snapshot.FlushOptions.Unconfirmed).
 	Pending []string
+	// PrevETag is the ETag of KEY.prev as the last flush left it; empty
+	// when unknown (the next flush that keeps the previous snapshot then
+	// asks the bucket what is there, with one Stat).
+	PrevETag string
 }
 
 // remote returns the part of the record that describes the bucket.
 func (st *syncState) remote() remoteState {
-	return remoteState{ETag: st.ETag, SHA256: st.SHA256, Pending: slices.Clone(st.Pending)}
+	return remoteState{ETag: st.ETag, SHA256: st.SHA256, Pending: slices.Clone(st.Pending), PrevETag: st.PrevETag}
 }
 
 // maxPending bounds remoteState.Pending: flushes
@@ -111,7 +117,7 @@ func writeState(local string, st syncState) error {
 func (w *workingCopy) begin(remote remoteState, dirty bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.record = syncState{Bucket: w.bucket, Key: w.key, ETag: remote.ETag, SHA256: remote.SHA256, Pending: remote.Pending, Dirty: dirty}
+	w.record = syncState{Bucket: w.bucket, Key: w.key, ETag: remote.ETag, SHA256: remote.SHA256, Pending: remote.Pending, PrevETag: remote.PrevETag, Dirty: dirty}
 	w.dirtyMarked.Store(dirty)
 	if !w.persist {
 		return nil
@@ -170,7 +176,7 @@ func (w *workingCopy) synced(remote remoteState, n0 uint64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.dirtyMarked.Store(false) // from here on, commits wait for the record
-	st := syncState{Bucket: w.bucket, Key: w.key, ETag: remote.ETag, SHA256: remote.SHA256, Pending: remote.Pending}
+	st := syncState{Bucket: w.bucket, Key: w.key, ETag: remote.ETag, SHA256: remote.SHA256, Pending: remote.Pending, PrevETag: remote.PrevETag}
 	st.Dirty = w.commits.Load() != n0
 	if err := writeState(w.path, st); err != nil {
 		w.record.Dirty = true // unknown: let the next commit rewrite it

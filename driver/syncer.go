@@ -26,6 +26,7 @@ type syncer struct {
 	wc       *workingCopy
 	log      *slog.Logger
 	strategy strategy
+	probe    *prober // nil: no probe
 	interval time.Duration
 	timeout  time.Duration
 
@@ -60,9 +61,14 @@ type shipped struct {
 	version int64 // conn's data version in what was shipped
 }
 
-func newSyncer(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger) *syncer {
+func newSyncer(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger, probe bool) *syncer {
+	var p *prober
+	if probe {
+		p = &prober{b: b, key: cfg.Key}
+	}
 	return &syncer{
-		b: b, key: cfg.Key, wc: wc, log: log,
+		probe: p,
+		b:     b, key: cfg.Key, wc: wc, log: log,
 		strategy: &fullSnapshot{b: b, key: cfg.Key, keepPrevious: cfg.KeepPrevious, tempDir: wc.dir()},
 		interval: cfg.FlushInterval,
 		timeout:  cfg.FlushTimeout,
@@ -118,6 +124,9 @@ func (s *syncer) flush(ctx context.Context, why string) (FlushResult, error) {
 		s.count(func(st *Stats) { st.Skips++; st.LastFlush = time.Now(); st.LastError = nil })
 		return FlushResult{Result: snapshot.Result{SnapshotHash: s.remote.SHA256, ETag: s.remote.ETag}, Idle: true}, nil
 	}
+	if err := s.probe.check(ctx); err != nil {
+		return s.failed(why, snapshot.Result{}, err)
+	}
 	var n0 uint64
 	if s.wc.persist {
 		n, err := barrier(ctx, s.conn, s.wc)
@@ -134,7 +143,7 @@ func (s *syncer) flush(ctx context.Context, why string) (FlushResult, error) {
 	}
 	res := out.result
 	s.mu.Lock()
-	s.remote = remoteState{ETag: res.ETag, SHA256: res.SnapshotHash}
+	s.remote = remoteState{ETag: res.ETag, SHA256: res.SnapshotHash, PrevETag: res.PrevETag}
 	s.version, s.mustFlush = out.version, false
 	s.stats.LastFlush, s.stats.LastError = time.Now(), nil
 	if res.Uploaded {
@@ -160,6 +169,9 @@ func (s *syncer) flush(ctx context.Context, why string) (FlushResult, error) {
 // failed records a failed flush.
 func (s *syncer) failed(why string, res snapshot.Result, err error) (FlushResult, error) {
 	s.mu.Lock()
+	if res.PrevETag != "" {
+		s.remote.PrevETag = res.PrevETag
+	}
 	if res.SnapshotHash != "" && res.SnapshotHash != s.remote.SHA256 {
 		// Its upload may have landed all the same.
 		s.remote.Pending = addHash(s.remote.Pending, res.SnapshotHash)

@@ -99,6 +99,9 @@ func (w *workingCopy) prepare() error {
 		w.tempDir, w.path = dir, filepath.Join(dir, "db.sqlite")
 	} else if err := os.MkdirAll(filepath.Dir(w.path), 0o700); err != nil {
 		return fmt.Errorf("working copy directory: %w", err)
+	} else if n, _ := snapshot.RemoveStaleTemp(filepath.Dir(w.path)); n > 0 {
+		// Snapshots and restores of a process killed mid-way.
+		w.log.Info("bucketsqlite: removed temp files left by a killed process", "dir", filepath.Dir(w.path), "files", n)
 	}
 	lock := lockLocal
 	if w.tempDir != "" {

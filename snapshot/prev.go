@@ -106,6 +106,20 @@ func statPrev(ctx context.Context, b bucket.Bucket, key string) (prevState, erro
 		return prevState{}, nil
 	case err != nil:
 		return prevState{}, fail("flush", key, fmt.Errorf("keep previous: %w", err))
+	case a.Metadata[MetaKeySHA256] == "" && a.Metadata[MetaSHA256] != "":
+		// A snapshot copied before keys were recorded (an earlier release,
+		// the Python original): ours only while KEY itself is from before
+		// too, which is the one flush after an upgrade. A database of its
+		// own at KEY.prev, next to a KEY that records its key, is not.
+		ka, err := b.Stat(ctx, key)
+		if err != nil && !errors.Is(err, bucket.ErrNotFound) {
+			return prevState{}, fail("flush", key, fmt.Errorf("keep previous: %w", err))
+		}
+		if err == nil && ka.Metadata[MetaKeySHA256] != "" {
+			return prevState{}, &Error{Op: "flush", Key: key, Kind: ErrForeignObject,
+				Err: fmt.Errorf("keep previous: %q holds a snapshot (ETag %s) that records no key, while %q records its own: "+
+					"it is another database's, not overwriting it", PrevKey(key), a.ETag, key)}
+		}
 	case a.Metadata[MetaKeySHA256] != keyHash(key):
 		return prevState{}, &Error{Op: "flush", Key: key, Kind: ErrForeignObject,
 			Err: fmt.Errorf("keep previous: %q holds an object (ETag %s) that is not a previous snapshot of %q "+

@@ -2,6 +2,7 @@ package snapshot_test
 
 import (
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/buckethead/bucketsqlite/bucket"
@@ -100,4 +101,46 @@ func TestKeepPreviousRequests(t *testing.T) {
 	if err != nil || !r.KeptPrevious {
 		t.Fatalf("flush with a stale PrevETag = %+v, %v", r, err)
 	}
+}
+
+// Upgrading from a release that recorded no key in the metadata: while KEY
+// itself records none, a KEY.prev that is a snapshot (it has a SHA-256)
+// but records no key is the previous copy of KEY, replaced once; once KEY
+// records its key, such an object at KEY.prev is another database's.
+func TestKeepPreviousAfterUpgrade(t *testing.T) {
+	b := bucket.NewMemory()
+	src := newDB(t, "WAL")
+	fill(t, src, 10)
+	f, err := snapshot.Take(ctx, src, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Remove()
+	// What an earlier release left: KEY and KEY.prev with a SHA-256 only.
+	old := upload(t, b, "app.db", readAll(t, f.Path()), map[string]string{snapshot.MetaSHA256: f.Hash})
+	upload(t, b, "app.db.prev", []byte("an older snapshot"), map[string]string{snapshot.MetaSHA256: "0123"})
+	fill(t, src, 5)
+	r, err := snapshot.Flush(ctx, src, b, "app.db", snapshot.FlushOptions{KeepPrevious: true, IfMatch: old.ETag, LastHash: f.Hash})
+	if err != nil || !r.KeptPrevious {
+		t.Fatalf("the first flush after an upgrade: %+v, %v; want it to keep the previous snapshot", r, err)
+	}
+	// Now a legacy-looking object at KEY.prev is foreign.
+	foreign := upload(t, b, "app.db.prev", []byte("a database of its own"), map[string]string{snapshot.MetaSHA256: "0456"})
+	fill(t, src, 1)
+	_, err = snapshot.Flush(ctx, src, b, "app.db", snapshot.FlushOptions{KeepPrevious: true, IfMatch: r.ETag, LastHash: r.SnapshotHash})
+	if !errors.Is(err, snapshot.ErrForeignObject) {
+		t.Fatalf("flush over a legacy object beside a key that records itself: %v, want ErrForeignObject", err)
+	}
+	if a, err := b.Stat(ctx, "app.db.prev"); err != nil || a.ETag != foreign.ETag {
+		t.Fatalf("app.db.prev was overwritten: %+v, %v", a, err)
+	}
+}
+
+func readAll(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
