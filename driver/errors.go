@@ -26,7 +26,7 @@ func (e *opError) Unwrap() error { return e.err }
 
 // wrap returns err as a failure of op on c's database, unless it already
 // is one.
-func (c *Connector) wrap(op string, err error) error {
+func (c *database) wrap(op string, err error) error {
 	var oe *opError
 	if errors.As(err, &oe) || errors.Is(err, ErrInvalidDSN) {
 		return err

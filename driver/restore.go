@@ -17,7 +17,7 @@ import (
 // side: a working copy with writes the bucket lacks is kept (and flushed),
 // a bucket ahead of a clean working copy wins, and when both changed,
 // ErrDiverged keeps both.
-func (c *Connector) restore(ctx context.Context) error {
+func (c *database) restore(ctx context.Context) error {
 	start := time.Now()
 	if err := c.wc.prepare(); err != nil {
 		return c.wrap("open", err)
@@ -98,7 +98,7 @@ func (c *Connector) restore(ctx context.Context) error {
 }
 
 // stat asks the bucket about the snapshot.
-func (c *Connector) stat(ctx context.Context) (remoteFacts, error) {
+func (c *database) stat(ctx context.Context) (remoteFacts, error) {
 	attrs, err := c.b.Stat(ctx, c.cfg.Key)
 	switch {
 	case errors.Is(err, bucket.ErrNotFound):

@@ -154,10 +154,11 @@ func (w *workingCopy) create() {
 	}
 }
 
-// open returns a new pooled connection. It never creates the file: a
-// working copy deleted while open is an error, not a new empty database.
-func (w *workingCopy) open() (driver.Conn, error) {
-	p := cloneValues(w.params)
+// open returns a new pooled connection with the go-sqlite3 parameters
+// params. It never creates the file: a working copy deleted while open is
+// an error, not a new empty database.
+func (w *workingCopy) open(params url.Values) (driver.Conn, error) {
+	p := cloneValues(params)
 	p.Set("mode", "rw")
 	return w.sqlite.Open(snapshot.FileDSN(w.path, p))
 }
