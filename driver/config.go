@@ -43,6 +43,9 @@ func (cfg *Config) normalize() error {
 	if _, err := snapshot.ParseCheck(cfg.Check.String()); err != nil {
 		return dsnErr("integrity_check", "%v", err)
 	}
+	if err := checkPragmas(cfg.Pragmas); err != nil {
+		return err
+	}
 	if _, err := parseConditionalWrites(cfg.ConditionalWrites.String()); err != nil {
 		return dsnErr("conditional_writes", "%v", err)
 	}

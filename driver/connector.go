@@ -28,8 +28,9 @@ var ErrClosed = errors.New("bucketsqlite: database is closed")
 // go-sqlite3 parameters; each Close flushes what was committed; the last
 // one runs the final flush and releases the working copy.
 type Connector struct {
-	db     *database
-	params url.Values // go-sqlite3 parameters of this handle's connections
+	db      *database
+	params  url.Values // go-sqlite3 parameters of this handle's connections
+	pragmas []string   // run on each of them
 
 	closeOnce sync.Once
 	closeErr  error
@@ -63,7 +64,7 @@ func NewConnector(cfg *Config, opts ...Option) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Connector{db: db, params: cfg.sqliteParams()}, nil
+	return &Connector{db: db, params: cfg.sqliteParams(), pragmas: cfg.Pragmas}, nil
 }
 
 // Driver returns the bucketsqlite driver, bound to this connector so that
@@ -79,7 +80,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err := c.db.ensureReady(ctx); err != nil {
 		return nil, err
 	}
-	conn, err := c.db.wc.open(c.params)
+	conn, err := c.db.wc.open(c.params, c.pragmas)
 	if err != nil {
 		return nil, fmt.Errorf("bucketsqlite: open working copy %s: %w", c.db.wc.path, err)
 	}

@@ -74,6 +74,11 @@ type Config struct {
 	// driver adds _journal_mode=WAL and _busy_timeout=5000 when they are
 	// absent.
 	SQLite url.Values
+	// Pragmas are run on every pooled connection, as "NAME=VALUE"
+	// (_pragma=NAME(VALUE) in a DSN, repeatable): those go-sqlite3 has no
+	// parameter for. A pragma it has one for (foreign_keys, ...) is kept
+	// in SQLite instead.
+	Pragmas []string
 }
 
 // NewConfig returns a Config holding the defaults.
@@ -155,6 +160,9 @@ func dsnErr(param, format string, args ...any) error {
 // typo must not silently change durability. Credentials never go in a
 // DSN; a DSN with user info is rejected, and no error repeats one.
 func ParseDSN(dsn string) (*Config, error) {
+	if dsn == ":memory:" || strings.HasPrefix(dsn, "file::memory:") {
+		return nil, dsnErr("dsn", "an in-memory database has nowhere to be kept: use mem://NAME/KEY for a process-local bucket (tests), or a real bucket")
+	}
 	u, err := url.Parse(dsn)
 	if err != nil {
 		// url's messages quote the input, which could hold a secret.
@@ -184,11 +192,13 @@ func ParseDSN(dsn string) (*Config, error) {
 	}
 	cfg.Key = key
 	for _, name := range slices.Sorted(maps.Keys(own)) {
-		if n := len(own[name]); n != 1 {
+		if n := len(own[name]); n != 1 && name != "_pragma" {
 			return nil, dsnErr(name, "given %d times", n)
 		}
-		if err := cfg.set(name, own[name][0]); err != nil {
-			return nil, err
+		for _, v := range own[name] {
+			if err := cfg.set(name, v); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := cfg.normalize(); err != nil {
@@ -246,7 +256,8 @@ func locationErr(err error, whole string) error {
 // go-sqlite3's) rather than the bucket location's.
 func isDriverParam(name string) bool {
 	switch name {
-	case "flush_interval", "flush_timeout", "keep_previous", "local", "integrity_check", "conditional_writes":
+	case "flush_interval", "flush_timeout", "keep_previous", "local", "integrity_check", "conditional_writes",
+		"cache", "mode", "parseTime":
 		return true
 	}
 	return strings.HasPrefix(name, "_")
@@ -289,7 +300,12 @@ func (cfg *Config) set(name, val string) error {
 			return dsnErr(name, "%v", err)
 		}
 		cfg.ConditionalWrites = c
+	case "_pragma":
+		return cfg.setPragma(val)
 	default: // "_...", go-sqlite3's
+		if why := otherDrivers[name]; why != "" {
+			return dsnErr(name, "%s", why)
+		}
 		canon, v, err := sqliteParam(name, val)
 		if err != nil {
 			return err
@@ -342,6 +358,10 @@ func (cfg *Config) FormatDSN() string {
 	for k, v := range cfg.SQLite {
 		q[k] = v
 	}
+	for _, p := range cfg.Pragmas {
+		name, value, _ := strings.Cut(p, "=")
+		q.Add("_pragma", name+"("+value+")")
+	}
 	if len(q) > 0 {
 		b.WriteByte('?')
 		b.WriteString(encodeQuery(q))
@@ -382,5 +402,6 @@ func (cfg *Config) Clone() *Config {
 			c.SQLite[k] = slices.Clone(v)
 		}
 	}
+	c.Pragmas = slices.Clone(cfg.Pragmas)
 	return &c
 }

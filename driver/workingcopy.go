@@ -33,7 +33,6 @@ type workingCopy struct {
 	params  url.Values // go-sqlite3 parameters of every connection
 	log     *slog.Logger
 	lock    *fsutil.FileLock
-	sqlite  *sqlite3.SQLiteDriver // opens pooled connections, with the commit hook
 
 	// bucket and key identify the database in the sync record.
 	bucket, key string
@@ -67,17 +66,6 @@ func newWorkingCopy(cfg *Config, bucketName string, log *slog.Logger) (*workingC
 			return nil, dsnErr("local", "%v", err)
 		}
 		w.path, w.persist = abs, true
-	}
-	w.sqlite = &sqlite3.SQLiteDriver{}
-	if w.persist {
-		// A flush learns whether anything was committed from the data
-		// version: commits cost nothing extra. Only a persistent working
-		// copy hooks them, to record on disk that it is ahead of the
-		// bucket before the first one lands.
-		w.sqlite.ConnectHook = func(conn *sqlite3.SQLiteConn) error {
-			conn.RegisterCommitHook(w.onCommit)
-			return nil
-		}
 	}
 	return w, nil
 }
@@ -155,12 +143,27 @@ func (w *workingCopy) create() {
 }
 
 // open returns a new pooled connection with the go-sqlite3 parameters
-// params. It never creates the file: a working copy deleted while open is
-// an error, not a new empty database.
-func (w *workingCopy) open(params url.Values) (driver.Conn, error) {
+// params, running pragmas ("NAME=VALUE") on it. It never creates the file:
+// a working copy deleted while open is an error, not a new empty database.
+func (w *workingCopy) open(params url.Values, pragmas []string) (driver.Conn, error) {
 	p := cloneValues(params)
 	p.Set("mode", "rw")
-	return w.sqlite.Open(snapshot.FileDSN(w.path, p))
+	d := &sqlite3.SQLiteDriver{ConnectHook: func(conn *sqlite3.SQLiteConn) error {
+		if w.persist {
+			// A flush learns whether anything was committed from the
+			// data version: commits cost nothing extra. Only a
+			// persistent working copy hooks them, to record on disk that
+			// it is ahead of the bucket before the first one lands.
+			conn.RegisterCommitHook(w.onCommit)
+		}
+		for _, pragma := range pragmas {
+			if _, err := conn.Exec("PRAGMA "+pragma, nil); err != nil {
+				return fmt.Errorf("PRAGMA %s: %w", pragma, err)
+			}
+		}
+		return nil
+	}}
+	return d.Open(snapshot.FileDSN(w.path, p))
 }
 
 // openFlushConn returns the flush connection, which has no commit hook.
