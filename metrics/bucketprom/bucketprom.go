@@ -35,8 +35,9 @@ func WithDatabase(name string) Option {
 }
 
 // WithConstLabels adds constant labels to every metric, e.g. a tenant or
-// a shard. They must not include the database label, and every Collector
-// registered with one registry must use the same label names.
+// a shard. A database label among them is replaced by WithDatabase's
+// value. Every Collector registered with one registry must use the same
+// label names.
 func WithConstLabels(labels prometheus.Labels) Option {
 	return func(o *options) {
 		for k, v := range labels {
