@@ -4,11 +4,18 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"expvar"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/buckethead/bucketsqlite/driver"
+	"github.com/buckethead/bucketsqlite/metrics/bucketexpvar"
+	"github.com/buckethead/bucketsqlite/metrics/bucketprom"
 	"github.com/buckethead/bucketsqlite/snapshot"
 )
 
@@ -36,7 +43,13 @@ func (t *todo) scan(row interface{ Scan(...any) error }) error {
 // api serves the to-do list out of db.
 type api struct{ db *sql.DB }
 
-func newHandler(db *sql.DB) http.Handler {
+// databaseName names the database in the metrics: the value of the
+// Prometheus database label, and the expvar variable bucketsqlite.todos.
+const databaseName = "todos"
+
+// newHandler returns the API, with the database's flush statistics for
+// operators on GET /metrics (Prometheus) and GET /debug/vars (expvar).
+func newHandler(db *sql.DB) (http.Handler, error) {
 	a := &api{db}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /todos", a.list)
@@ -44,7 +57,24 @@ func newHandler(db *sql.DB) http.Handler {
 	mux.HandleFunc("POST /todos/{id}/done", a.done)
 	mux.HandleFunc("GET /stats", a.stats)
 	mux.HandleFunc("POST /flush", a.flush)
-	return mux
+
+	// A registry of our own rather than the global one, so that the
+	// handler can be built more than once in a process (as the tests do).
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		bucketprom.NewCollector(db, bucketprom.WithDatabase(databaseName)),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+
+	// expvar's names are process-wide: publishing again (a second run in
+	// one process) points the variable at the new database.
+	if _, err := bucketexpvar.Publish("bucketsqlite."+databaseName, db); err != nil {
+		return nil, err
+	}
+	mux.Handle("GET /debug/vars", expvar.Handler())
+	return mux, nil
 }
 
 func (a *api) list(w http.ResponseWriter, r *http.Request) {

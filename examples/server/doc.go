@@ -19,6 +19,14 @@
 //	curl -s -X POST localhost:8080/flush
 //	curl -s localhost:8080/stats
 //
+// Operators get the same statistics where they look for them: Prometheus
+// metrics (package metrics/bucketprom, with the database label "todos",
+// beside the Go runtime's and the process's) and expvar (package
+// metrics/bucketexpvar, the variable bucketsqlite.todos):
+//
+//	curl -s localhost:8080/metrics | grep ^bucketsqlite_
+//	curl -s localhost:8080/debug/vars
+//
 // A second Ctrl-C while the final flush runs ends the process at once;
 // the writes since the last flush are then lost.
 package main

@@ -58,11 +58,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		return errors.Join(err, db.Close())
 	}
+	handler, err := newHandler(db)
+	if err != nil {
+		return errors.Join(err, db.Close())
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return errors.Join(err, db.Close())
 	}
-	srv := &http.Server{Handler: newHandler(db), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("listening", "url", "http://"+ln.Addr().String(), "database", cfg)
