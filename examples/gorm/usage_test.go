@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"gorm.io/driver/sqlite"
@@ -20,9 +22,14 @@ import (
 // in memory buckets (mem://NAME/KEY, shared by name within the process,
 // so a database closed and opened again finds its snapshot).
 
-// memDSN returns a DSN in a memory bucket private to t, with params.
+// memBuckets numbers memory buckets, so that each test, also with
+// -count=N, has a new one.
+var memBuckets atomic.Int64
+
+// memDSN returns a DSN in a new memory bucket, with params.
 func memDSN(t *testing.T, params string) string {
-	return "mem://" + strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()) + "/app.db" + params
+	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	return fmt.Sprintf("mem://%s-%d/app.db%s", name, memBuckets.Add(1), params)
 }
 
 // openGorm opens dsn through GORM on bucketsqlite and migrates the
