@@ -254,3 +254,13 @@ func TestGormWithoutDriverNameIsAPlainFile(t *testing.T) {
 		t.Errorf("directory holds %q; want a plain app.db and no metadata", names)
 	}
 }
+
+// With an s3:// DSN and no DriverName, go-sqlite3 takes the DSN for a file
+// name in a directory that does not exist ("s3:"): gorm.Open fails, and
+// its error does not mention the missing DriverName.
+func TestGormWithoutDriverNameS3(t *testing.T) {
+	_, err := gorm.Open(sqlite.Open("s3://my-bucket/app.db?region=auto"), &gorm.Config{Logger: logger.Discard})
+	if err == nil || !strings.Contains(err.Error(), "unable to open database file") {
+		t.Fatalf("gorm.Open of an s3:// DSN without DriverName: %v; want go-sqlite3's unable to open database file", err)
+	}
+}
