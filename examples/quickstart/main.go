@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/buckethead/bucketsqlite/driver" // registers the "bucketsqlite" driver
@@ -15,14 +18,22 @@ import (
 const defaultDSN = "file:data/bucket/quickstart.db"
 
 func main() {
-	if err := run(context.Background(), os.Getenv, os.Stdout); err != nil {
+	// Ctrl-C or SIGTERM cancels ctx: the query running fails, run returns,
+	// and its deferred Close still runs the final flush. (Without this, a
+	// signal ends the process at once, and the writes since the last
+	// flush never reach the bucket.)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(ctx, stop) // a second signal ends the process at once
+	if err := run(ctx, os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
-// run is the program, apart from main so that tests can run it.
-func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+// run is the program, apart from main so that tests can run it. Its error
+// includes the final flush's: the deferred Close sets it.
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
 	dsn, from := getenv("BUCKETSQLITE_DSN"), "BUCKETSQLITE_DSN"
 	if dsn == "" {
 		dsn, from = defaultDSN, "default; set BUCKETSQLITE_DSN to change"
@@ -38,12 +49,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if err := visit(ctx, db, stdout); err != nil {
-		db.Close()
-		return err
-	}
 	// Close runs the final flush: when it returns nil, the bucket holds
-	// every row written above. Always check its error.
+	// every row visit wrote. Deferred, it runs on every return; its
+	// error becomes run's. A program that exits without Close loses the
+	// writes since the last flush and leaves its working copy in $TMPDIR.
+	defer func() { err = errors.Join(err, closeDB(db, stdout)) }()
+	return visit(ctx, db, stdout)
+}
+
+// closeDB closes db, which runs the final flush, and says what the
+// flushes uploaded.
+func closeDB(db *sql.DB, stdout io.Writer) error {
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("close (final flush): %w", err)
 	}

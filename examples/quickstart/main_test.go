@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,5 +135,38 @@ func TestBinaryTwiceInFreshDirectory(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(work, "data", "bucket", "quickstart.db")); err != nil {
 		t.Errorf("the snapshot is not under the working directory: %v", err)
+	}
+}
+
+// When the program fails half-way, the deferred Close still runs: the
+// error is the failure's, and the temporary working copy is gone.
+func TestRunClosesOnError(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the working copies go
+	dir := t.TempDir()
+	dsn := "file://" + dir + "/quickstart.db"
+	// A visits table the program cannot insert into.
+	db, err := sql.Open("bucketsqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE visits (id INTEGER PRIMARY KEY, at TEXT NOT NULL, who TEXT NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	var out bytes.Buffer
+	err = run(context.Background(), env(map[string]string{"BUCKETSQLITE_DSN": dsn}), &out)
+	if err == nil || !strings.Contains(err.Error(), "NOT NULL constraint failed") {
+		t.Fatalf("run: %v; want the INSERT's NOT NULL error\n%s", err, &out)
+	}
+	if !strings.Contains(out.String(), "flushed: 0 upload(s)") {
+		t.Errorf("run did not close the database:\n%s", &out)
+	}
+	left, err := filepath.Glob(filepath.Join(tmp, "bucketsqlite-*"))
+	if err != nil || len(left) != 0 {
+		t.Errorf("working copies left in TMPDIR: %q %v", left, err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/buckethead/bucketsqlite/bucket"
@@ -16,14 +18,22 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+	// Ctrl-C or SIGTERM cancels ctx: the query running fails, run returns,
+	// and its deferred Close still runs the final flush. (Without this, a
+	// signal ends the process at once, and the writes since the last
+	// flush never reach the bucket.)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(ctx, stop) // a second signal ends the process at once
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "s3:", err)
 		os.Exit(1)
 	}
 }
 
-// run is the program, apart from main so that tests can run it.
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+// run is the program, apart from main so that tests can run it. Its error
+// includes the final flush's: the deferred Close sets it.
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	cfg, verbose, err := parseFlags(args)
 	if err != nil {
 		return err
@@ -42,16 +52,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	db := sql.OpenDB(c)
-	if err := addRun(ctx, db, stdout); err != nil {
-		db.Close()
-		return err
-	}
-	// Close runs the final flush; it has nothing left to do after the
-	// explicit flush in addRun, so it sends no request.
-	if err := db.Close(); err != nil {
-		return fmt.Errorf("close (final flush): %w", err)
-	}
-	return nil
+	// Close runs the final flush, on every return; its error becomes
+	// run's. After the explicit flush in addRun it has nothing left to do,
+	// so it sends no request.
+	defer func() {
+		if cerr := db.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close (final flush): %w", cerr))
+		}
+	}()
+	return addRun(ctx, db, stdout)
 }
 
 // parseFlags turns the command line into a Config.

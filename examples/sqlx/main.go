@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -32,14 +35,22 @@ CREATE TABLE IF NOT EXISTS tallies (
 );`
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+	// Ctrl-C or SIGTERM cancels ctx: the query running fails, run returns,
+	// and its deferred Close still runs the final flush. (Without this, a
+	// signal ends the process at once, and the writes since the last
+	// flush never reach the bucket.)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(ctx, stop) // a second signal ends the process at once
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "sqlx:", err)
 		os.Exit(1)
 	}
 }
 
-// run is the program, apart from main so that tests can run it.
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+// run is the program, apart from main so that tests can run it. Its error
+// includes the final flush's: the deferred Close sets it.
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs := flag.NewFlagSet("sqlx", flag.ContinueOnError)
 	dsn := fs.String("dsn", "file:data/bucket/sqlx.db", "bucketsqlite DSN; the default is relative to the current directory")
 	note := fs.String("note", "hello", "the note recorded with this visit")
@@ -51,14 +62,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := record(ctx, db, *note, stdout); err != nil {
-		db.Close()
-		return err
-	}
-	if err := db.Close(); err != nil { // the final flush
-		return fmt.Errorf("close (final flush): %w", err)
-	}
-	return nil
+	// Close runs the final flush, on every return; its error becomes
+	// run's.
+	defer func() {
+		if cerr := db.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close (final flush): %w", cerr))
+		}
+	}()
+	return record(ctx, db, *note, stdout)
 }
 
 // record adds a visit in a transaction and lists the visits with its note.

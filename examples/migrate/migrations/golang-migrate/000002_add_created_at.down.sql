@@ -1,0 +1,2 @@
+DROP INDEX notes_created_at;
+ALTER TABLE notes DROP COLUMN created_at;
