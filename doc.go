@@ -9,8 +9,13 @@
 //
 //	db, err := sql.Open("bucketsqlite", "s3://my-bucket/app.db?region=auto&endpoint=https://ACCOUNT.r2.cloudflarestorage.com")
 //
+// db.Close is the final flush: defer it and check its error (the driver
+// package's documentation shows how).
+//
 // The layers below it stand on their own: package snapshot restores and
 // flushes a SQLite connection to a bucket, and package bucket is the small
-// storage interface with its S3, directory and memory backends. The
-// README covers the DSN, durability, costs and benchmarks.
+// storage interface with its S3, directory and memory backends. Packages
+// metrics/bucketprom and metrics/bucketexpvar export the driver's flush
+// statistics to Prometheus and expvar. The README covers the DSN,
+// durability, costs and benchmarks.
 package bucketsqlite

@@ -6,18 +6,39 @@
 // # Opening a database
 //
 //	import (
+//		"context"
 //		"database/sql"
+//		"errors"
+//		"fmt"
 //
 //		"github.com/buckethead/bucketsqlite/driver" // registers "bucketsqlite"
 //	)
 //
-//	db, err := sql.Open("bucketsqlite", "s3://my-bucket/apps/todo.db?region=auto&endpoint=https://ACCOUNT.r2.cloudflarestorage.com")
-//	if err != nil { ... }
-//	defer db.Close() // final flush; check its error in real code
+//	func run(ctx context.Context) (err error) {
+//		db, err := sql.Open("bucketsqlite", "s3://my-bucket/apps/todo.db?region=auto&endpoint=https://ACCOUNT.r2.cloudflarestorage.com")
+//		if err != nil {
+//			return err
+//		}
+//		defer func() { // the final flush: without it, the writes since the last flush are lost
+//			if cerr := db.Close(); cerr != nil {
+//				err = errors.Join(err, fmt.Errorf("final flush: %w", cerr))
+//			}
+//		}()
+//		_, err = db.ExecContext(ctx, `INSERT INTO todos(title) VALUES (?)`, "ship it")
+//		return err
+//	}
 //
-// Everything after that is plain database/sql, sqlx or an ORM. Credentials
-// come from the standard AWS chain (environment variables, shared config
-// and profiles, instance and web-identity roles), never from the DSN.
+// Close is the final flush, and its error is the only word that the last
+// writes reached the bucket: defer it and check it, as above, and let
+// SIGINT and SIGTERM cancel ctx (signal.NotifyContext) so that run
+// returns through it. A process that exits without Close (os.Exit,
+// log.Fatal, an unhandled signal) loses the writes committed since the
+// last flush.
+//
+// Between sql.Open and Close, everything is plain database/sql, sqlx or
+// an ORM. Credentials come from the standard AWS chain (environment
+// variables, shared config and profiles, instance and web-identity
+// roles), never from the DSN.
 // ParseDSN documents every parameter; NewConnector with sql.OpenDB takes
 // what a string cannot carry:
 //
@@ -45,6 +66,27 @@
 //
 //	res, err := driver.Flush(ctx, db)   // res.Uploaded, res.BytesWritten, res.SnapshotHash
 //	st, err := driver.GetStats(db)      // counts, last flush, last error
+//
+// # Sharing a database
+//
+// A second sql.Open (or NewConnector) of the same bucket and key in one
+// process, however the DSN spells them, shares the database: one working
+// copy, one restore, one flush loop. Each *sql.DB keeps its own pool and
+// its own per-connection settings (_foreign_keys, _pragma=NAME(VALUE) and
+// go-sqlite3's other per-connection parameters), which may differ from
+// handle to handle. Each db.Close flushes what was committed and returns
+// that flush's error; the last one runs the final flush and releases the
+// working copy. So a tool that closes the *sql.DB it is given (goose,
+// golang-migrate) can have a handle of its own without closing yours.
+//
+// Settings that cannot be shared must agree: flush_interval,
+// flush_timeout, keep_previous, local, integrity_check,
+// conditional_writes, _journal_mode and the S3 settings (endpoint,
+// region, profile, path_style). A second open that disagrees fails with a
+// *DSNError naming the parameter (errors.Is(err, ErrInvalidDSN)).
+// A second open of the same database is never ErrInUse: that error, from
+// the first connection, means the working copy (local=PATH) is held by
+// another process, or by another database given the same path.
 //
 // # Durability
 //

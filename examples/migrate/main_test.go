@@ -94,10 +94,7 @@ func TestRunsMigrateOnce(t *testing.T) {
 				t.Errorf("second run says\n%s\nwant\n%s", &second, want)
 			}
 
-			want := "0,1 1,1 2,1" // goose: a row per version, 0 for the table itself
-			if tool == toolGolangMigrate {
-				want = "2,0" // golang-migrate: one row, version 2, not dirty
-			}
+			want := wantVersions(tool)
 			if got := strings.Join(versionRows(t, open(t, dsn), tool), " "); got != want {
 				t.Errorf("version table after two runs: %s; want %s", got, want)
 			}
@@ -182,6 +179,53 @@ func TestNewMigrationAfterReopen(t *testing.T) {
 	}
 }
 
+// upAndClose runs tool's embedded migrations on db, then the tool's Close,
+// and returns that Close's error: db.Close's, since both tools close the
+// *sql.DB they were given.
+func upAndClose(t *testing.T, tool string, db *sql.DB) error {
+	t.Helper()
+	switch tool {
+	case toolGoose:
+		p, err := goose.NewProvider(goose.DialectSQLite3, db, mustSub("migrations/goose"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Up(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return p.Close() // db.Close
+	default:
+		drv, err := sqlite3.WithInstance(db, &sqlite3.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := iofs.New(mustSub("migrations/golang-migrate"), ".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := migrate.NewWithInstance("iofs", src, "sqlite3", drv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Up(); err != nil {
+			t.Fatal(err)
+		}
+		srcErr, dbErr := m.Close() // the second is db.Close
+		if srcErr != nil {
+			t.Fatal(srcErr)
+		}
+		return dbErr
+	}
+}
+
+// wantVersions is tool's version table once both embedded migrations ran.
+func wantVersions(tool string) string {
+	if tool == toolGolangMigrate {
+		return "2,0" // golang-migrate: one row, version 2, not dirty
+	}
+	return "0,1 1,1 2,1" // goose: a row per version, 0 for the table itself
+}
+
 // What the README says about the tools' Close, checked: goose's
 // Provider.Close and golang-migrate's Migrate.Close close the *sql.DB they
 // were given, which for bucketsqlite runs the final flush and returns its
@@ -195,41 +239,8 @@ func TestToolCloseClosesYourDB(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var closeErr error
-			switch tool {
-			case toolGoose:
-				p, err := goose.NewProvider(goose.DialectSQLite3, db, mustSub("migrations/goose"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := p.Up(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-				closeErr = p.Close() // db.Close: the final flush's error
-			case toolGolangMigrate:
-				drv, err := sqlite3.WithInstance(db, &sqlite3.Config{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				src, err := iofs.New(mustSub("migrations/golang-migrate"), ".")
-				if err != nil {
-					t.Fatal(err)
-				}
-				m, err := migrate.NewWithInstance("iofs", src, "sqlite3", drv)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := m.Up(); err != nil {
-					t.Fatal(err)
-				}
-				var srcErr error
-				srcErr, closeErr = m.Close() // the second is db.Close: the final flush's error
-				if srcErr != nil {
-					t.Fatal(srcErr)
-				}
-			}
-			if closeErr != nil {
-				t.Fatalf("%s Close (final flush): %v", tool, closeErr)
+			if err := upAndClose(t, tool, db); err != nil {
+				t.Fatalf("%s Close (final flush): %v", tool, err)
 			}
 			if err := db.Ping(); err == nil || !strings.Contains(err.Error(), "database is closed") {
 				t.Fatalf("Ping after the tool's Close: %v; want sql: database is closed", err)
@@ -244,6 +255,77 @@ func TestToolCloseClosesYourDB(t *testing.T) {
 			db = open(t, dsn)
 			if applied, version := up(t, tool, db, mustSub("migrations/"+tool)); applied != 0 || version != 2 {
 				t.Errorf("after reopening: applied %d, version %d; want 0, 2", applied, version)
+			}
+		})
+	}
+}
+
+// The README's third way: the tool gets a *sql.DB of its own, a second
+// sql.Open of the app's DSN, which shares the database. The tool's Close
+// closes that handle only, flushing what was committed; the app's handle
+// stays open, sees the migrated schema, and its Close (the last handle's)
+// runs the final flush.
+func TestToolOwnHandleKeepsYours(t *testing.T) {
+	for _, tool := range tools {
+		t.Run(tool, func(t *testing.T) {
+			dir := t.TempDir()
+			dsn := "file://" + dir + "/app.db"
+			app, err := sql.Open("bucketsqlite", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer app.Close() // after a failure; the checked Close is below
+			// The app is running: its first query restored the database.
+			if err := app.Ping(); err != nil {
+				t.Fatal(err)
+			}
+			migrator, err := sql.Open("bucketsqlite", dsn)
+			if err != nil {
+				t.Fatalf("second sql.Open of the same DSN: %v", err)
+			}
+			if err := upAndClose(t, tool, migrator); err != nil {
+				t.Fatalf("%s Close (the tool's handle): %v", tool, err)
+			}
+			if err := migrator.Ping(); err == nil || !strings.Contains(err.Error(), "database is closed") {
+				t.Fatalf("Ping on the tool's handle after its Close: %v; want sql: database is closed", err)
+			}
+
+			// The tool's Close flushed the migrated schema: the directory
+			// bucket's snapshot, a plain SQLite file, holds it already.
+			snap, err := sql.Open("sqlite3", "file:"+dir+"/app.db?mode=ro")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(versionRows(t, snap, tool), " "); got != wantVersions(tool) {
+				t.Errorf("version table in the bucket after the tool's Close: %s; want %s", got, wantVersions(tool))
+			}
+			if err := snap.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			// The app's handle still works and sees the migrated schema.
+			if err := app.Ping(); err != nil {
+				t.Fatalf("the app's handle after the tool's Close: %v", err)
+			}
+			if got := strings.Join(versionRows(t, app, tool), " "); got != wantVersions(tool) {
+				t.Errorf("version table through the app's handle: %s; want %s", got, wantVersions(tool))
+			}
+			if _, err := app.Exec("INSERT INTO notes(body) VALUES ('after migrating')"); err != nil {
+				t.Fatalf("write through the app's handle: %v", err)
+			}
+			if err := app.Close(); err != nil {
+				t.Fatalf("the app's Close (final flush): %v", err)
+			}
+
+			// Open again: the bucket holds the migrated schema and the
+			// app's write.
+			db := open(t, dsn)
+			if applied, version := up(t, tool, db, mustSub("migrations/"+tool)); applied != 0 || version != 2 {
+				t.Errorf("after reopening: applied %d, version %d; want 0, 2", applied, version)
+			}
+			var body string
+			if err := db.QueryRow("SELECT body FROM notes ORDER BY id DESC LIMIT 1").Scan(&body); err != nil || body != "after migrating" {
+				t.Errorf("last note after reopening: %q, %v; want %q", body, err, "after migrating")
 			}
 		})
 	}
