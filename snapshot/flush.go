@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 
 	"github.com/mattn/go-sqlite3"
 
@@ -228,6 +229,9 @@ func Publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts Flu
 // publish is one conditional attempt of Publish.
 func publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts FlushOptions, res Result) (Result, error) {
 	write := bucket.WriteOptions{Metadata: map[string]string{MetaSHA256: f.Hash, MetaKeySHA256: keyHash(key)}}
+	if opts.Log {
+		write.Metadata[MetaSeq] = strconv.FormatUint(opts.Seq, 10)
+	}
 	switch {
 	case opts.Force:
 	case opts.IfMatch != "":

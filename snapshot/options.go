@@ -65,6 +65,9 @@ func ParseCheck(s string) (Check, error) {
 type RestoreOptions struct {
 	// Check selects the integrity check; CheckFull by default.
 	Check Check
+	// Image asks for the restored database's Image (Info.Image), which a
+	// writer continuing a delta log needs; it costs a read of the file.
+	Image bool
 	// TempDir is where RestoreConn downloads the snapshot. Empty means
 	// os.TempDir(). RestoreFile always downloads beside its target so that
 	// the final rename is atomic.
@@ -81,8 +84,22 @@ type Info struct {
 	ETag string
 	// SnapshotHash is the SHA-256 (hex) of the restored object's bytes.
 	SnapshotHash string
-	// Size is the snapshot's size in bytes.
+	// Size is the snapshot's size in bytes: the base's, before its log.
 	Size int64
+	// Log reports that the base records a sequence (MetaSeq): a writer
+	// with a delta log wrote it, and its log was applied.
+	Log bool
+	// Seq is the sequence of the last delta applied, or the base's own
+	// when none was.
+	Seq uint64
+	// BaseSeq is the sequence the base itself records.
+	BaseSeq uint64
+	// Deltas and DeltaBytes count the deltas applied and their size.
+	Deltas     int
+	DeltaBytes int64
+	// Image is the restored database's Image, when RestoreOptions.Image
+	// asked for it: what a writer continuing the log starts from.
+	Image *Image
 }
 
 // FlushOptions tune a flush.
@@ -130,6 +147,13 @@ type FlushOptions struct {
 	// the hash of every failed flush since the last success; the driver
 	// does.
 	Unconfirmed []string
+
+	// Log marks the snapshot as the base of a delta log that includes
+	// every delta up to sequence Seq (metadata MetaSeq): a restore then
+	// applies the deltas after it. See docs/FORMAT.md.
+	Log bool
+	// Seq is the last delta sequence the base includes (with Log).
+	Seq uint64
 
 	// Force overwrites whatever is at the key, unconditionally. Use it only
 	// to recover from a conflict on purpose, after deciding that the local

@@ -48,7 +48,7 @@ func RestoreConn(ctx context.Context, dst *sqlite3.SQLiteConn, b bucket.Bucket, 
 	}
 	defer removeDB(tmp.Name())
 	defer tmp.Close()
-	info, src, err := fetch(ctx, b, key, tmp, opts.Check, false)
+	info, src, err := fetch(ctx, b, key, tmp, opts, false)
 	if err != nil || !info.Found {
 		return info, err
 	}
@@ -89,7 +89,7 @@ func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts Re
 	}()
 	// fetch fsyncs the file (while it checks it), so publishing is a
 	// rename and a sync of the directory.
-	info, src, err := fetch(ctx, b, key, tmp, opts.Check, true)
+	info, src, err := fetch(ctx, b, key, tmp, opts, true)
 	if err != nil || !info.Found {
 		return info, err
 	}
@@ -115,7 +115,24 @@ func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts Re
 // fetch downloads key into tmp and verifies it, and with sync, fsyncs tmp
 // (while the integrity check runs). On success it returns an open
 // read-only connection to tmp; on a missing object, Found false.
-func fetch(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, c Check, sync bool) (Info, *sqlite3.SQLiteConn, error) {
+func fetch(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, opts RestoreOptions, sync bool) (Info, *sqlite3.SQLiteConn, error) {
+	for attempt := 1; ; attempt++ {
+		info, src, err := fetchOnce(ctx, b, key, tmp, opts, sync)
+		if !errors.Is(err, errLogMoved) || attempt == 3 {
+			if errors.Is(err, errLogMoved) {
+				err = fail("restore", key, fmt.Errorf("%w, %d times in a row; try again", errLogMoved, attempt))
+			}
+			return info, src, err
+		}
+		if err := tmp.Truncate(0); err != nil {
+			return Info{}, nil, fail("restore", key, err)
+		}
+	}
+}
+
+// fetchOnce is one attempt of fetch.
+func fetchOnce(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, opts RestoreOptions, sync bool) (Info, *sqlite3.SQLiteConn, error) {
+	c := opts.Check
 	// The download is hashed as it arrives: no second pass over the file.
 	hw := newHashingWriter(tmp)
 	defer hw.stop()
@@ -146,6 +163,36 @@ func fetch(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, c Che
 	if err := checkHeader(tmp, size); err != nil {
 		return Info{}, nil, corrupt("restore", key, "not a valid SQLite file: %w", err)
 	}
+	info := Info{Found: true, ETag: attrs.ETag, SnapshotHash: hash, Size: size}
+	seq, hasLog, err := baseSeq(attrs)
+	if err != nil {
+		return Info{}, nil, corrupt("restore", key, "%w", err)
+	}
+	info.Seq, info.BaseSeq, info.Log = seq, seq, hasLog
+	switch {
+	case hasLog:
+		lr, err := applyLog(ctx, b, key, tmp, size, attrs, seq, opts.Image)
+		if err != nil {
+			if errors.Is(err, errLogMoved) || errors.Is(err, ErrSnapshot) {
+				return Info{}, nil, err
+			}
+			return Info{}, nil, fail("restore", key, err)
+		}
+		info.Seq, info.Deltas, info.DeltaBytes, info.Image = lr.seq, lr.deltas, lr.deltaBytes, lr.image
+		if lr.deltas > 0 {
+			if err := checkHeader(tmp, lr.size); err != nil {
+				return Info{}, nil, corrupt("restore", key, "the base and its log do not make a valid SQLite file: %w", err)
+			}
+		}
+	case opts.Image:
+		ps, err := pageSizeOf(tmp)
+		if err == nil {
+			info.Image, err = ImageFromFile(tmp, size, ps)
+		}
+		if err != nil {
+			return Info{}, nil, fail("restore", key, err)
+		}
+	}
 	if err := setRollbackHeader(tmp); err != nil {
 		return Info{}, nil, fail("restore", key, err)
 	}
@@ -174,7 +221,7 @@ func fetch(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, c Che
 		src.Close()
 		return Info{}, nil, fail("restore", key, err)
 	}
-	return Info{Found: true, ETag: attrs.ETag, SnapshotHash: hash, Size: size}, src, nil
+	return info, src, nil
 }
 
 var sqliteMagic = []byte("SQLite format 3\x00")
