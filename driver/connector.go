@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sync"
 )
 
@@ -64,7 +65,12 @@ func NewConnector(cfg *Config, opts ...Option) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Connector{db: db, params: cfg.sqliteParams(), pragmas: cfg.Pragmas}, nil
+	pragmas := cfg.Pragmas
+	if cfg.Sync == SyncLog {
+		// Frames stay in the WAL until a flush has captured them.
+		pragmas = append(slices.Clone(pragmas), "wal_autocheckpoint=0")
+	}
+	return &Connector{db: db, params: cfg.sqliteParams(), pragmas: pragmas}, nil
 }
 
 // Driver returns the bucketsqlite driver, bound to this connector so that

@@ -65,6 +65,9 @@ type Config struct {
 	Local string
 	// Check is the integrity check a restore runs.
 	Check snapshot.Check
+	// Sync is how flushes ship the database: SyncFull uploads the whole
+	// database each time, SyncLog only the pages that changed.
+	Sync SyncMode
 	// ConditionalWrites says whether the bucket's enforcement of write
 	// conditions, on which fencing a second writer rests, is checked.
 	ConditionalWrites ConditionalWrites
@@ -142,6 +145,8 @@ func dsnErr(param, format string, args ...any) error {
 //	keep_previous    boolean: keep the replaced snapshot at KEY.prev (default true)
 //	local            persistent working-copy path (default: a private temp dir)
 //	integrity_check  full|quick|none, run on restore (default full)
+//	sync             full|log: upload the whole database, or only the pages
+//	                 that changed, as deltas beside it (default full; see SyncMode)
 //	conditional_writes  auto|probe|trust|off: check that the bucket enforces
 //	                 write conditions before the first upload (default auto;
 //	                 see ConditionalWrites)
@@ -256,7 +261,7 @@ func locationErr(err error, whole string) error {
 // go-sqlite3's) rather than the bucket location's.
 func isDriverParam(name string) bool {
 	switch name {
-	case "flush_interval", "flush_timeout", "keep_previous", "local", "integrity_check", "conditional_writes",
+	case "flush_interval", "flush_timeout", "keep_previous", "local", "integrity_check", "conditional_writes", "sync",
 		"cache", "mode", "parseTime":
 		return true
 	}
@@ -294,6 +299,12 @@ func (cfg *Config) set(name, val string) error {
 			return dsnErr(name, "%v", err)
 		}
 		cfg.Check = c
+	case "sync":
+		m, err := parseSyncMode(val)
+		if err != nil {
+			return dsnErr(name, "%v", err)
+		}
+		cfg.Sync = m
 	case "conditional_writes":
 		c, err := parseConditionalWrites(val)
 		if err != nil {
@@ -348,6 +359,9 @@ func (cfg *Config) FormatDSN() string {
 	}
 	if cfg.Local != "" {
 		q.Set("local", cfg.Local)
+	}
+	if cfg.Sync != SyncFull {
+		q.Set("sync", cfg.Sync.String())
 	}
 	if cfg.ConditionalWrites != ConditionsAuto {
 		q.Set("conditional_writes", cfg.ConditionalWrites.String())

@@ -12,7 +12,7 @@ import (
 func lockLocal(local string) (*fsutil.FileLock, error) {
 	l, err := fsutil.TryLock(lockPath(local))
 	if errors.Is(err, fsutil.ErrLocked) {
-		return nil, fmt.Errorf("%w: working copy %s is in use by another process", ErrInUse, local)
+		return nil, fmt.Errorf("%w: working copy %s is in use by another database (another process, or another key in this one)", ErrInUse, local)
 	}
 	return l, err
 }

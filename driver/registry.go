@@ -108,6 +108,8 @@ func sharable(open, cfg *Config) error {
 		return differ("local", open.Local, cfg.Local)
 	case open.Check != cfg.Check:
 		return differ("integrity_check", open.Check, cfg.Check)
+	case open.Sync != cfg.Sync:
+		return differ("sync", open.Sync, cfg.Sync)
 	case open.ConditionalWrites != cfg.ConditionalWrites:
 		return differ("conditional_writes", open.ConditionalWrites, cfg.ConditionalWrites)
 	}

@@ -65,7 +65,7 @@ func (c *database) restore(ctx context.Context) error {
 				return c.wrap("restore", err)
 			}
 		}
-		info, err := snapshot.RestoreFile(ctx, c.b, c.cfg.Key, c.wc.path, snapshot.RestoreOptions{Check: c.cfg.Check})
+		info, err := snapshot.RestoreFile(ctx, c.b, c.cfg.Key, c.wc.path, snapshot.RestoreOptions{Check: c.cfg.Check, Image: c.cfg.Sync == SyncLog})
 		if err != nil {
 			return c.wrap("restore", err)
 		}
@@ -82,6 +82,12 @@ func (c *database) restore(ctx context.Context) error {
 	if err != nil {
 		return c.wrap("open", fmt.Errorf("working copy %s: %w", c.wc.path, err))
 	}
+	if c.cfg.Sync == SyncLog {
+		if _, err := conn.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0", nil); err != nil {
+			conn.Close()
+			return c.wrap("open", fmt.Errorf("working copy %s: %w", c.wc.path, err))
+		}
+	}
 	version, err := snapshot.DataVersion(ctx, conn)
 	if err == nil {
 		err = c.wc.begin(p.remote, p.dirty)
@@ -91,6 +97,9 @@ func (c *database) restore(ctx context.Context) error {
 		return c.wrap("open", fmt.Errorf("working copy %s: %w", c.wc.path, err))
 	}
 	s := newSyncer(c.b, c.cfg, c.wc, c.log, mustProbe(c.cfg, c.custom))
+	if c.cfg.Sync == SyncLog {
+		s.strategy = newLogSync(c.b, c.cfg, c.wc, c.log, restored)
+	}
 	s.start(conn, version, p.remote, p.dirty, restored, time.Since(start))
 	c.sync.Store(s)
 	c.log.Info("bucketsqlite: ready", "restored", restored.Found, "bytes", restored.Size, "local", c.wc.path, "pending_flush", p.dirty)

@@ -56,6 +56,15 @@ type Stats struct {
 	Conflicted bool
 	// LocalPath is the working copy's path.
 	LocalPath string
+
+	// Seq is the sequence of the last delta in the bucket (sync=log).
+	Seq uint64
+	// Deltas counts the deltas this process uploaded (sync=log).
+	Deltas int64
+	// DeltaBytes is their total size.
+	DeltaBytes int64
+	// Compactions counts the new bases written once deltas added up.
+	Compactions int64
 }
 
 // Flush flushes db now and reports what it did. db must have been opened

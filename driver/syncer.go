@@ -153,6 +153,7 @@ func (s *syncer) flush(ctx context.Context, why string) (FlushResult, error) {
 	} else {
 		s.stats.Skips++
 	}
+	s.logStats()
 	remote := s.remote
 	s.mu.Unlock()
 	if res.Uploaded {
@@ -164,6 +165,14 @@ func (s *syncer) flush(ctx context.Context, why string) (FlushResult, error) {
 		s.log.Warn("bucketsqlite: cannot record sync state", "err", err)
 	}
 	return FlushResult{Result: res}, nil
+}
+
+// logStats copies a log strategy's figures into the stats; s.mu and sem
+// are held.
+func (s *syncer) logStats() {
+	if ls, ok := s.strategy.(interface{ stats(*Stats) }); ok {
+		ls.stats(&s.stats)
+	}
 }
 
 // failed records a failed flush.
@@ -178,6 +187,7 @@ func (s *syncer) failed(why string, res snapshot.Result, err error) (FlushResult
 	}
 	s.stats.Failures++
 	s.stats.LastError = err
+	s.logStats()
 	if errors.Is(err, snapshot.ErrConflict) {
 		s.conflicted = true
 	}
@@ -286,6 +296,9 @@ func (s *syncer) close(ctx context.Context) error {
 	}
 	defer s.unlock()
 	s.closed = true
+	if c, ok := s.strategy.(interface{ close() }); ok {
+		c.close()
+	}
 	if cerr := s.conn.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close working copy: %w", cerr)
 	}

@@ -41,6 +41,7 @@ func (b *bench) scenarios() []scenario {
 		{"insert", b.insertRows},
 		{"commit", b.commitRows},
 		{"rss", b.rssRows},
+		{"log", b.logRows},
 	}
 }
 

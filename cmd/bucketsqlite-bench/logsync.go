@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/buckethead/bucketsqlite/driver"
+	"github.com/buckethead/bucketsqlite/snapshot"
+)
+
+// Targets of issue 12 (incremental sync).
+const (
+	targetDeltaBytes     = int64(64 << 10) // bytes a one-row UPDATE's flush uploads
+	targetDeltaVsFull    = 0.01            // log flush / full flush of the same database (100× faster)
+	targetDeltaVsPut     = 3.0             // log flush / PutObject of the same bytes
+	targetLogRestore     = 1.2             // restore of base + deltas / restore of the compacted base
+	logRestoreDeltas     = 100             // deltas behind the base in the restore row
+	logRestoreWritesEach = 20              // rows each of those deltas changes
+)
+
+// logRows: sync=log. A one-row UPDATE then a flush, against a full flush
+// of the same database and a plain PutObject of the delta's bytes; the
+// bytes it uploads; and a restore of a base with 100 deltas against the
+// restore of the same database compacted.
+func (b *bench) logRows(ctx context.Context) ([]row, error) {
+	size := formatSize(b.cfg.size)
+	logKey, err := b.newKey(ctx, b.cfg.size, "log")
+	if err != nil {
+		return nil, err
+	}
+	logDB, err := b.openDB(ctx, logKey, url.Values{"sync": {"log"}})
+	if err != nil {
+		return nil, err
+	}
+	defer logDB.Close()
+	fullKey, err := b.newKey(ctx, b.cfg.size, "logfull")
+	if err != nil {
+		return nil, err
+	}
+	fullDB, err := b.openDB(ctx, fullKey, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer fullDB.Close()
+	for _, db := range []*sql.DB{logDB, fullDB} {
+		if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS bench_log(id INTEGER PRIMARY KEY, v TEXT)"); err != nil {
+			return nil, err
+		}
+		if _, err := db.ExecContext(ctx, "INSERT INTO bench_log(id, v) VALUES (1, 'x')"); err != nil {
+			return nil, err
+		}
+		// Untimed: the log's first flush is its base.
+		if _, err := driver.Flush(ctx, db); err != nil {
+			return nil, err
+		}
+	}
+	update := func(db *sql.DB, r int) error {
+		_, err := db.ExecContext(ctx, "UPDATE bench_log SET v = ? WHERE id = 1", fmt.Sprint("run ", r))
+		return err
+	}
+	var logT, fullT, putT []time.Duration
+	var sent []int64
+	for r := range b.cfg.runs {
+		if err := update(logDB, r); err != nil {
+			return nil, err
+		}
+		var res driver.FlushResult
+		d, err := timed(func() (err error) { res, err = driver.Flush(ctx, logDB); return err })
+		if err == nil && (!res.Uploaded || res.BytesWritten == 0) {
+			err = errors.New("a log flush of a changed database uploaded nothing")
+		}
+		if err != nil {
+			return nil, err
+		}
+		logT, sent = append(logT, d), append(sent, res.BytesWritten)
+		body := bytes.Repeat([]byte{0x5a}, int(res.BytesWritten))
+		d, err = timed(func() error {
+			_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
+				Bucket: aws.String(b.bucket), Key: aws.String("plain-delta"), Body: bytes.NewReader(body),
+				ContentLength: aws.Int64(int64(len(body))),
+			})
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		putT = append(putT, d)
+		if err := update(fullDB, r); err != nil {
+			return nil, err
+		}
+		d, err = timed(func() error { _, err := driver.Flush(ctx, fullDB); return err })
+		if err != nil {
+			return nil, err
+		}
+		fullT = append(fullT, d)
+	}
+	rows := []row{
+		ratioRow("log flush "+size+", one-row UPDATE", median(logT), "full flush, same change", median(fullT), targetDeltaVsFull, false),
+		ratioRow("log flush "+size+", one-row UPDATE", median(logT), "PutObject of the delta bytes", median(putT), targetDeltaVsPut, false),
+		{
+			name: "bytes uploaded, one-row UPDATE", value: fmt.Sprintf("%.1f KiB", float64(median(sent))/1024),
+			baseName: "-", base: "-", ratio: "-", target: fmt.Sprintf("≤ %d KiB", targetDeltaBytes>>10),
+			result: verdict(median(sent) <= targetDeltaBytes),
+		},
+	}
+	restore, err := b.logRestoreRow(ctx, logDB, logKey)
+	if err != nil {
+		return rows, err
+	}
+	return append(rows, restore), nil
+}
+
+// logRestoreRow writes logRestoreDeltas deltas behind logKey's base, then
+// compares restoring base + deltas with restoring the same database as
+// one snapshot.
+func (b *bench) logRestoreRow(ctx context.Context, db *sql.DB, logKey string) (row, error) {
+	// Start from a fresh base: the first flush after the seed compacts.
+	for i := range logRestoreDeltas {
+		for j := range logRestoreWritesEach {
+			if _, err := db.ExecContext(ctx, "INSERT INTO bench_log(v) VALUES (?)", fmt.Sprint(i, "/", j)); err != nil {
+				return row{}, err
+			}
+		}
+		if _, err := driver.Flush(ctx, db); err != nil {
+			return row{}, err
+		}
+	}
+	// The same database as one snapshot.
+	compacted := "logcompacted.db"
+	p := b.tempPath("compacted")
+	defer removeDB(p)
+	if _, err := snapshot.RestoreFile(ctx, b.bk, logKey, p, snapshot.RestoreOptions{}); err != nil {
+		return row{}, err
+	}
+	if err := b.plainPut(ctx, p, compacted); err != nil {
+		return row{}, err
+	}
+	var withLog, plain []time.Duration
+	var deltas int
+	for r := range b.cfg.runs {
+		err := alternate(r, func() error {
+			q := b.tempPath("plain-restore")
+			defer removeDB(q)
+			d, err := timed(func() error {
+				_, err := snapshot.RestoreFile(ctx, b.bk, compacted, q, snapshot.RestoreOptions{})
+				return err
+			})
+			plain = append(plain, d)
+			return err
+		}, func() error {
+			q := b.tempPath("log-restore")
+			defer removeDB(q)
+			d, err := timed(func() error {
+				info, err := snapshot.RestoreFile(ctx, b.bk, logKey, q, snapshot.RestoreOptions{})
+				deltas = info.Deltas
+				return err
+			})
+			withLog = append(withLog, d)
+			return err
+		})
+		if err != nil {
+			return row{}, err
+		}
+	}
+	name := fmt.Sprintf("restore %s, base + %d deltas", formatSize(b.cfg.size), deltas)
+	return ratioRow(name, median(withLog), "restore of the compacted base", median(plain), targetLogRestore, false), nil
+}

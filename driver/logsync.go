@@ -1,0 +1,445 @@
+//go:build cgo
+
+package driver
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql/driver"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/buckethead/bucketsqlite/bucket"
+	"github.com/buckethead/bucketsqlite/snapshot"
+)
+
+// logSync is the strategy that ships only the pages that changed: KEY
+// stays a complete SQLite file (the base), and each flush that changed
+// something uploads one delta, KEY.log/SEQ, written with If-None-Match so
+// that two writers never both write a sequence (docs/FORMAT.md).
+//
+// Capture costs what the change costs. Every connection to the working
+// copy has auto-checkpoints off, so committed frames stay in the WAL until
+// the driver checkpoints; a flush holds the write lock only while it reads
+// the frames committed since the last flush (ReadWAL), and pins that exact
+// state with a read transaction on a connection of its own. The pin keeps
+// any checkpoint from restarting the WAL under the next capture, and is
+// the consistent source of a new base. When the WAL grows past
+// walRestartBytes, a flush that has captured everything restarts it; a
+// write that slips in between, or a WAL reset by someone else, makes the
+// next flush upload a new base instead: slower, never wrong.
+type logSync struct {
+	b            bucket.Bucket
+	key          string
+	keepPrevious bool
+	tempDir      string
+	walPath      string
+	log          *slog.Logger
+	open         func() (*sqlite3.SQLiteConn, error) // a connection for the pin
+	writer       string
+
+	pin     *sqlite3.SQLiteConn
+	im      *snapshot.Image // what the bucket holds: base + deltas up to seq; nil: unknown
+	baseSHA string
+	baseSeq uint64
+	seq     uint64
+	pos     snapshot.WALPosition
+	// restarted holds the salts of a WAL the driver restarted: until a
+	// writer begins the next generation its frames were all captured.
+	restarted *snapshot.WALPosition
+	needBase  bool
+	// unsent is a delta whose upload failed: the next flush sends it
+	// again, byte for byte, before anything else, so that one that landed
+	// all the same is recognised.
+	unsent *pendingDelta
+
+	baseSize, sinceBase int64 // bytes of the base, and of the deltas since
+	deltasSinceBase     int
+	deleted             uint64 // deltas up to this one were deleted
+
+	counts logCounts
+}
+
+// pendingDelta is an encoded delta and the state it leads to.
+type pendingDelta struct {
+	seq  uint64
+	data []byte
+	sha  string
+	next *snapshot.Image
+	pos  snapshot.WALPosition
+}
+
+// logCounts feed Stats.
+type logCounts struct {
+	deltas      int64
+	deltaBytes  int64
+	compactions int64
+	seq         uint64
+}
+
+// Compaction policy: a new base once the deltas since the last one add up
+// to half its size (and at least compactMinBytes), or to compactDeltas of
+// them (a restore downloads each). Variables, so that tests can make them
+// small.
+var (
+	compactRatio    int64 = 2 // sinceBase*compactRatio >= baseSize
+	compactDeltas         = 1000
+	compactMinBytes int64 = 1 << 20
+	// walRestartBytes is the WAL size past which a flush restarts it.
+	walRestartBytes int64 = 16 << 20
+)
+
+var _ strategy = (*logSync)(nil)
+
+func newLogSync(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger, restored snapshot.Info) *logSync {
+	host, _ := os.Hostname()
+	l := &logSync{
+		b: b, key: cfg.Key, keepPrevious: cfg.KeepPrevious, tempDir: wc.dir(), walPath: wc.path + "-wal", log: log,
+		open:   func() (*sqlite3.SQLiteConn, error) { return wc.openFlushConn() },
+		writer: fmt.Sprintf("%s/%d", host, os.Getpid()),
+	}
+	switch {
+	case !restored.Found:
+		l.needBase = true // a new database: its first flush is a base
+	case !restored.Log || restored.Image == nil:
+		// A plain snapshot (the original's, or a full-sync writer's):
+		// readers look for deltas only after a base that records a
+		// sequence, so the first flush writes one.
+		l.needBase = true
+		l.baseSHA, l.baseSize = restored.SnapshotHash, restored.Size
+	default:
+		l.im, l.baseSHA, l.baseSeq, l.seq = restored.Image, restored.SnapshotHash, restored.BaseSeq, restored.Seq
+		l.baseSize, l.sinceBase, l.deltasSinceBase = restored.Size, restored.DeltaBytes, restored.Deltas
+		l.deleted = 0
+	}
+	l.counts.seq = l.seq
+	return l
+}
+
+func (l *logSync) flush(ctx context.Context, conn *sqlite3.SQLiteConn, remote remoteState, pending func(string) error) (shipped, error) {
+	out := shipped{result: snapshot.Result{SnapshotHash: remote.SHA256, ETag: remote.ETag, PrevETag: remote.PrevETag}}
+	if l.unsent != nil {
+		if err := l.send(ctx, l.unsent); err != nil {
+			return out, err
+		}
+	}
+	ch, version, err := l.capture(ctx, conn)
+	if err != nil {
+		return out, err
+	}
+	out.version = version
+	if l.im == nil || l.needBase {
+		return l.base(ctx, remote, pending, ch.Next, out)
+	}
+	if len(ch.Pages) == 0 {
+		l.pos = ch.Next
+		return out, nil // committed and undone, or only the pin moved
+	}
+	d, err := l.encode(ch)
+	if err != nil {
+		return out, err
+	}
+	if err := l.send(ctx, d); err != nil {
+		return out, err
+	}
+	out.result.Uploaded, out.result.BytesWritten = true, int64(len(d.data))
+	if l.compactionDue() {
+		// The pin holds exactly the state the delta just shipped leads to.
+		res, err := l.base(ctx, remote, pending, l.pos, out)
+		if err != nil {
+			// The log is whole without it: the next flush tries again.
+			l.log.Warn("bucketsqlite: compaction failed", "err", err)
+			return out, nil
+		}
+		res.result.BytesWritten += int64(len(d.data))
+		return res, nil
+	}
+	l.restartWAL(ctx, conn)
+	return out, nil
+}
+
+// capture reads the frames committed since the last flush, holding the
+// write lock only for that, and pins the state they lead to.
+func (l *logSync) capture(ctx context.Context, conn *sqlite3.SQLiteConn) (*snapshot.WALChanges, int64, error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
+		return nil, 0, fmt.Errorf("wait for writers: %w", err)
+	}
+	defer conn.ExecContext(context.Background(), "ROLLBACK", nil)
+	version, err := snapshot.DataVersion(ctx, conn)
+	if err != nil {
+		return nil, 0, err
+	}
+	ch, err := snapshot.ReadWAL(l.walPath, l.pos)
+	if errors.Is(err, snapshot.ErrWALReset) {
+		// Frames may have left the WAL uncaptured: only a new base is
+		// sure to hold them.
+		l.needBase = true
+		ch, err = snapshot.ReadWAL(l.walPath, snapshot.WALPosition{})
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read the WAL: %w", err)
+	}
+	if r := l.restarted; r != nil && l.pos.Frames == 0 {
+		if ch.Next.Salt1 == r.Salt1 && ch.Next.Salt2 == r.Salt2 {
+			// Still the generation that was restarted: captured already.
+			ch = &snapshot.WALChanges{Next: snapshot.WALPosition{}, PageSize: ch.PageSize}
+		} else {
+			l.restarted = nil
+		}
+	}
+	if err := l.repin(ctx); err != nil {
+		return nil, 0, err
+	}
+	return ch, version, nil
+}
+
+// repin ends the pin's read transaction and starts a new one, at the
+// state the write lock holds still.
+func (l *logSync) repin(ctx context.Context) error {
+	if l.pin == nil {
+		pin, err := l.open()
+		if err != nil {
+			return fmt.Errorf("open the pin connection: %w", err)
+		}
+		if _, err := pin.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0", nil); err != nil {
+			pin.Close()
+			return err
+		}
+		l.pin = pin
+	} else if _, err := l.pin.ExecContext(ctx, "ROLLBACK", nil); err != nil && !isNoTx(err) {
+		return fmt.Errorf("end the pin: %w", err)
+	}
+	if _, err := l.pin.ExecContext(ctx, "BEGIN", nil); err != nil {
+		return fmt.Errorf("pin: %w", err)
+	}
+	rows, err := l.pin.QueryContext(ctx, "SELECT count(*) FROM sqlite_schema", nil)
+	if err == nil {
+		err = rows.Next(make([]driver.Value, 1))
+		rows.Close()
+	}
+	if err != nil {
+		l.pin.ExecContext(context.Background(), "ROLLBACK", nil)
+		return fmt.Errorf("pin: %w", err)
+	}
+	return nil
+}
+
+func isNoTx(err error) bool {
+	return err != nil && bytes.Contains([]byte(err.Error()), []byte("no transaction is active"))
+}
+
+// unpin ends the pin's read transaction.
+func (l *logSync) unpin() {
+	if l.pin != nil {
+		l.pin.ExecContext(context.Background(), "ROLLBACK", nil)
+	}
+}
+
+// encode makes the delta of ch.
+func (l *logSync) encode(ch *snapshot.WALChanges) (*pendingDelta, error) {
+	pages := make([]snapshot.Page, 0, len(ch.Pages))
+	for no, data := range ch.Pages {
+		if no == 1 {
+			data = snapshot.NormalizePage1(slices.Clone(data))
+		}
+		pages = append(pages, snapshot.Page{No: no, Data: data})
+	}
+	slices.SortFunc(pages, func(a, b snapshot.Page) int { return int(a.No) - int(b.No) })
+	next := l.im.Clone()
+	post, err := next.Update(pages, ch.Commit)
+	if err != nil {
+		return nil, fmt.Errorf("apply the captured pages: %w", err)
+	}
+	d := &snapshot.Delta{
+		Seq: l.seq + 1, Base: l.baseSHA, BaseSeq: l.baseSeq, PageSize: uint32(l.im.PageSize), Commit: ch.Commit,
+		PreChecksum: l.im.Checksum, PostChecksum: post, Time: time.Now().UTC(), Writer: l.writer, Pages: pages,
+	}
+	var buf bytes.Buffer
+	if _, err := d.Encode(&buf); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return &pendingDelta{seq: d.Seq, data: buf.Bytes(), sha: hex.EncodeToString(sum[:]), next: next, pos: ch.Next}, nil
+}
+
+// send uploads d, If-None-Match, and confirms it with one Stat; a failed
+// condition on an object that is d itself (an earlier attempt landed) is
+// success.
+func (l *logSync) send(ctx context.Context, d *pendingDelta) error {
+	key := snapshot.LogKey(l.key, d.seq)
+	_, err := l.b.Upload(ctx, key, bytes.NewReader(d.data), int64(len(d.data)),
+		bucket.WriteOptions{IfNoneMatch: true, Metadata: map[string]string{snapshot.MetaSHA256: d.sha}})
+	if err != nil && !errors.Is(err, bucket.ErrPrecondition) {
+		l.unsent = d
+		return &snapshot.Error{Op: "flush", Key: key, Err: err}
+	}
+	got, serr := l.b.Stat(ctx, key)
+	switch {
+	case serr != nil:
+		l.unsent = d
+		return &snapshot.Error{Op: "flush", Key: key, Err: fmt.Errorf("upload not confirmed: %w", serr)}
+	case got.Size != int64(len(d.data)) || got.Metadata[snapshot.MetaSHA256] != d.sha:
+		if err != nil {
+			// Another writer's delta holds this sequence.
+			l.unsent = nil
+			return &snapshot.Error{Op: "flush", Key: key, Kind: snapshot.ErrConflict, Err: err}
+		}
+		l.unsent = d
+		return &snapshot.Error{Op: "flush", Key: key, Err: fmt.Errorf("upload not confirmed: the object has %d bytes and sha256 %q, not the %d bytes with sha256 %s just uploaded",
+			got.Size, got.Metadata[snapshot.MetaSHA256], len(d.data), d.sha)}
+	}
+	l.unsent = nil
+	l.im, l.seq, l.pos = d.next, d.seq, d.pos
+	l.sinceBase += int64(len(d.data))
+	l.deltasSinceBase++
+	l.counts.deltas++
+	l.counts.deltaBytes += int64(len(d.data))
+	l.counts.seq = l.seq
+	return nil
+}
+
+func (l *logSync) compactionDue() bool {
+	return l.deltasSinceBase >= compactDeltas ||
+		(l.sinceBase >= compactMinBytes && l.sinceBase*compactRatio >= l.baseSize)
+}
+
+// base uploads a new base: the pinned state, which includes every delta up
+// to seq and the captured changes (pos). The previous base stays at
+// KEY.prev with keep_previous; the deltas of the base before it are
+// deleted, those of the previous one stay for restores still reading them.
+func (l *logSync) base(ctx context.Context, remote remoteState, pending func(string) error, pos snapshot.WALPosition, out shipped) (shipped, error) {
+	f, err := snapshot.Take(ctx, l.pin, l.tempDir)
+	if err != nil {
+		return out, &snapshot.Error{Op: "flush", Key: l.key, Err: err}
+	}
+	defer f.Remove()
+	ps, err := pageSize(f.Path())
+	if err != nil {
+		return out, err
+	}
+	im, err := imageOf(f.Path(), f.Size, ps)
+	if err != nil {
+		return out, err
+	}
+	if err := pending(f.Hash); err != nil {
+		return out, &snapshot.Error{Op: "flush", Key: l.key, Err: err}
+	}
+	res, err := snapshot.Publish(ctx, f, l.b, l.key, snapshot.FlushOptions{
+		KeepPrevious: l.keepPrevious, IfMatch: remote.ETag, Unconfirmed: remote.Pending, PrevETag: remote.PrevETag,
+		Log: true, Seq: l.seq,
+	})
+	out.result.PrevETag = res.PrevETag
+	if err != nil {
+		out.result.SnapshotHash = f.Hash
+		return out, err
+	}
+	compacted := l.im != nil
+	oldBaseSeq := l.baseSeq
+	l.im, l.baseSHA, l.baseSeq, l.pos, l.needBase = im, f.Hash, l.seq, pos, false
+	l.baseSize, l.sinceBase, l.deltasSinceBase = f.Size, 0, 0
+	if compacted {
+		l.counts.compactions++
+		l.deleteThrough(ctx, oldBaseSeq)
+	}
+	out.result = res
+	return out, nil
+}
+
+// deleteThrough deletes the deltas up to seq, best effort: one left
+// behind costs storage, never correctness.
+func (l *logSync) deleteThrough(ctx context.Context, seq uint64) {
+	for s := l.deleted + 1; s <= seq; s++ {
+		if err := l.b.Delete(ctx, snapshot.LogKey(l.key, s)); err != nil && !errors.Is(err, bucket.ErrNotFound) {
+			l.log.Warn("bucketsqlite: cannot delete a compacted delta", "seq", s, "err", err)
+			return
+		}
+		l.deleted = s
+	}
+}
+
+// restartWAL checkpoints and restarts a WAL grown past walRestartBytes,
+// once every frame in it was captured. A write that slipped in after the
+// capture is in the database file but in no delta: the next flush then
+// uploads a new base.
+func (l *logSync) restartWAL(ctx context.Context, conn *sqlite3.SQLiteConn) {
+	st, err := os.Stat(l.walPath)
+	if err != nil || st.Size() < walRestartBytes {
+		return
+	}
+	l.unpin()
+	defer func() {
+		if err := l.repin(ctx); err != nil {
+			l.log.Warn("bucketsqlite: cannot pin the WAL", "err", err)
+		}
+	}()
+	conn.ExecContext(ctx, "PRAGMA busy_timeout=100", nil)
+	defer conn.ExecContext(context.Background(), "PRAGMA busy_timeout=5000", nil)
+	rows, err := conn.QueryContext(ctx, "PRAGMA wal_checkpoint(RESTART)", nil)
+	if err != nil {
+		return
+	}
+	vals := make([]driver.Value, 3)
+	err = rows.Next(vals)
+	rows.Close()
+	if err != nil {
+		return
+	}
+	busy, _ := vals[0].(int64)
+	logFrames, _ := vals[1].(int64)
+	if busy != 0 {
+		return // readers in the way: the WAL goes on, no frame is lost
+	}
+	if logFrames != int64(l.pos.Frames) {
+		l.needBase = true
+	}
+	salts := l.pos
+	l.restarted, l.pos = &salts, snapshot.WALPosition{}
+}
+
+// stats adds the log's figures to st.
+func (l *logSync) stats(st *Stats) {
+	st.Seq, st.Deltas, st.DeltaBytes, st.Compactions = l.counts.seq, l.counts.deltas, l.counts.deltaBytes, l.counts.compactions
+}
+
+// close ends the pin.
+func (l *logSync) close() {
+	if l.pin != nil {
+		l.unpin()
+		l.pin.Close()
+		l.pin = nil
+	}
+}
+
+func pageSize(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var b [2]byte
+	if _, err := f.ReadAt(b[:], 16); err != nil {
+		return 0, err
+	}
+	ps := int(b[0])<<8 | int(b[1])
+	if ps == 1 {
+		ps = 65536
+	}
+	return ps, nil
+}
+
+func imageOf(path string, size int64, ps int) (*snapshot.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return snapshot.ImageFromFile(f, size, ps)
+}
