@@ -205,13 +205,22 @@ func kills(short, long_ int) int {
 // child restores that and goes on.
 func TestCrashFlushLoop(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed(t), 1))
+	for _, sync := range []string{"full", "log"} {
+		t.Run(sync, func(t *testing.T) { crashFlushLoop(t, rng, sync) })
+	}
+}
+
+// crashFlushLoop is TestCrashFlushLoop with sync=mode: with sync=log, a
+// kill lands in the capture, the delta upload, a compaction or a restore
+// applying deltas.
+func crashFlushLoop(t *testing.T, rng *rand.Rand, mode string) {
 	forEachTarget(t, func(t *testing.T, tg target) {
 		n := kills(10, 200)
 		if tg.name == "s3" {
 			n = kills(5, 50)
 		}
 		tmp := t.TempDir()
-		dsn := tg.dsn("app.db", "flush_interval=0")
+		dsn := tg.dsn("app.db", "flush_interval=0&sync="+mode)
 		acked := -1
 		for i := range n {
 			l := runAndKill(t, rng, dsn, "flush", tmp)
