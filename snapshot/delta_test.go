@@ -570,22 +570,31 @@ func FuzzDecodeDelta(f *testing.F) {
 	}
 	f.Add(deltaGoodBuild().bytes())
 	f.Fuzz(func(t *testing.T, obj []byte) {
-		d, err := snapshot.DecodeDelta(bytes.NewReader(obj))
-		if err != nil {
-			if !errors.Is(err, snapshot.ErrCorrupt) {
-				t.Fatalf("an error reading bytes that is not ErrCorrupt: %v", err)
-			}
-			return
-		}
-		var buf bytes.Buffer
-		if _, err := d.Encode(&buf); err != nil {
-			t.Fatalf("a decoded delta does not encode: %v", err)
-		}
-		again, err := snapshot.DecodeDelta(&buf)
-		if err != nil || !deltaEqual(again, d) {
-			t.Fatalf("a decoded delta does not round-trip: %v", err)
+		deltaFuzzOne(t, obj)
+		// And again with a valid trailer, so that the fuzzer reaches past
+		// the SHA-256 check, into the page block, as hostile input would.
+		if len(obj) >= sha256.Size {
+			deltaFuzzOne(t, deltaSign(obj))
 		}
 	})
+}
+
+func deltaFuzzOne(t *testing.T, obj []byte) {
+	d, err := snapshot.DecodeDelta(bytes.NewReader(obj))
+	if err != nil {
+		if !errors.Is(err, snapshot.ErrCorrupt) {
+			t.Fatalf("an error reading bytes that is not ErrCorrupt: %v", err)
+		}
+		return
+	}
+	var buf bytes.Buffer
+	if _, err := d.Encode(&buf); err != nil {
+		t.Fatalf("a decoded delta does not encode: %v", err)
+	}
+	again, err := snapshot.DecodeDelta(&buf)
+	if err != nil || !deltaEqual(again, d) {
+		t.Fatalf("a decoded delta does not round-trip: %v", err)
+	}
 }
 
 // deltaBenchDelta is a delta of n 4 KiB pages, half text-like, half zero.

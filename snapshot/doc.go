@@ -25,6 +25,20 @@
 // Flush and Publish check it; Restore also reads KEY.prev, to recover
 // from it.
 //
+// # The delta log
+//
+// Between full snapshots (bases), a flush may upload only what changed:
+// one immutable delta object KEY.log/NNNNNNNNNNNNNNNN (LogKey), holding
+// the latest image of every page changed since the previous flush. The
+// deltas after a base that includes sequence S are S+1, S+2, ..., each
+// naming the base it follows (its SHA-256) and chaining to the state
+// before it by an image checksum (Image, PageChecksum): a restore is the
+// base plus every delta after its sequence, in order, until the first
+// missing. Delta.Encode and DecodeDelta read and write the format,
+// ApplyDelta applies a delta to a database file; docs/FORMAT.md in the
+// repository specifies objects, sequence rules, checksum and layout for
+// third-party readers.
+//
 // # Flushing
 //
 // Flush takes a consistent copy of the database with SQLite's online backup
