@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -63,7 +65,6 @@ type logSync struct {
 
 	baseSize, sinceBase int64 // bytes of the base, and of the deltas since
 	deltasSinceBase     int
-	deleted             uint64 // deltas up to this one were deleted
 
 	counts logCounts
 }
@@ -118,7 +119,6 @@ func newLogSync(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger,
 	default:
 		l.im, l.baseSHA, l.baseSeq, l.seq = restored.Image, restored.SnapshotHash, restored.BaseSeq, restored.Seq
 		l.baseSize, l.sinceBase, l.deltasSinceBase = restored.Size, restored.DeltaBytes, restored.Deltas
-		l.deleted = 0
 	}
 	l.counts.seq = l.seq
 	return l
@@ -353,15 +353,24 @@ func (l *logSync) base(ctx context.Context, remote remoteState, pending func(str
 	return out, nil
 }
 
-// deleteThrough deletes the deltas up to seq, best effort: one left
-// behind costs storage, never correctness.
+// deleteThrough deletes the deltas up to seq that are still in the bucket
+// (one LIST finds them: those a crashed writer left behind too), best
+// effort: one left behind costs storage, never correctness.
 func (l *logSync) deleteThrough(ctx context.Context, seq uint64) {
-	for s := l.deleted + 1; s <= seq; s++ {
-		if err := l.b.Delete(ctx, snapshot.LogKey(l.key, s)); err != nil && !errors.Is(err, bucket.ErrNotFound) {
-			l.log.Warn("bucketsqlite: cannot delete a compacted delta", "seq", s, "err", err)
+	objs, err := bucket.ListAll(ctx, l.b, snapshot.LogPrefix(l.key))
+	if err != nil {
+		l.log.Warn("bucketsqlite: cannot list compacted deltas", "err", err)
+		return
+	}
+	for _, o := range objs {
+		n, err := strconv.ParseUint(strings.TrimPrefix(o.Key, snapshot.LogPrefix(l.key)), 10, 64)
+		if err != nil || n > seq {
+			continue
+		}
+		if err := l.b.Delete(ctx, o.Key); err != nil {
+			l.log.Warn("bucketsqlite: cannot delete a compacted delta", "key", o.Key, "err", err)
 			return
 		}
-		l.deleted = s
 	}
 }
 
