@@ -321,11 +321,7 @@ func (l *logSync) base(ctx context.Context, remote remoteState, pending func(str
 		return out, &snapshot.Error{Op: "flush", Key: l.key, Err: err}
 	}
 	defer f.Remove()
-	ps, err := pageSize(f.Path())
-	if err != nil {
-		return out, err
-	}
-	im, err := imageOf(f.Path(), f.Size, ps)
+	im, err := snapshot.FileImage(f.Path())
 	if err != nil {
 		return out, err
 	}
@@ -425,30 +421,4 @@ func (l *logSync) close() {
 		l.pin.Close()
 		l.pin = nil
 	}
-}
-
-func pageSize(path string) (int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	var b [2]byte
-	if _, err := f.ReadAt(b[:], 16); err != nil {
-		return 0, err
-	}
-	ps := int(b[0])<<8 | int(b[1])
-	if ps == 1 {
-		ps = 65536
-	}
-	return ps, nil
-}
-
-func imageOf(path string, size int64, ps int) (*snapshot.Image, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return snapshot.ImageFromFile(f, size, ps)
 }

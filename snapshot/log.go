@@ -51,6 +51,25 @@ func baseSeq(attrs bucket.Attrs) (uint64, bool, error) {
 	return seq, true, nil
 }
 
+// FileImage returns the Image of the database file at path (its page size
+// read from its header).
+func FileImage(path string) (*Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	ps, err := pageSizeOf(f)
+	if err != nil {
+		return nil, err
+	}
+	return ImageFromFile(f, st.Size(), ps)
+}
+
 // pageSizeOf reads the page size from a database file's header.
 func pageSizeOf(f *os.File) (int, error) {
 	var b [2]byte
