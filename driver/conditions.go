@@ -103,6 +103,12 @@ func (p *prober) check(ctx context.Context) error {
 		return p.errOrNil()
 	}
 	err := snapshot.ProbeConditions(ctx, p.b, p.key)
+	if isIgnored(err) {
+		// Ask again before refusing every flush for good: a request of a
+		// killed process landing late (a DELETE of KEY.probe) could make
+		// one refusal look missing.
+		err = snapshot.ProbeConditions(ctx, p.b, p.key)
+	}
 	switch {
 	case err == nil:
 		p.done = true

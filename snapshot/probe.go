@@ -43,27 +43,36 @@ func ProbeConditions(ctx context.Context, b bucket.Bucket, key string) error {
 	}
 	probe := ProbeKey(key)
 	fail := func(err error) error { return fail("probe", key, err) }
-	a, err := b.Stat(ctx, probe)
-	switch {
-	case errors.Is(err, bucket.ErrNotFound):
-	case err != nil:
-		return fail(err)
-	case a.Metadata[MetaKeySHA256] != keyHash(key):
-		return &Error{Op: "probe", Key: key, Kind: ErrForeignObject,
-			Err: fmt.Errorf("%q holds an object (ETag %s) that no probe of %q wrote: not overwriting it", probe, a.ETag, key)}
-	default:
-		if err := b.Delete(ctx, probe); err != nil {
-			return fail(err)
-		}
-	}
 	md := map[string]string{MetaKeySHA256: keyHash(key)}
 	put := func(body string, opts bucket.WriteOptions) (bucket.Attrs, error) {
 		opts.Metadata = md
 		return b.Upload(ctx, probe, strings.NewReader(body), int64(len(body)), opts)
 	}
-	first, err := put(probeBody, bucket.WriteOptions{IfNoneMatch: true})
-	if err != nil {
-		return fail(fmt.Errorf("create %q: %w", probe, err))
+	// A probe of a process that was killed can still land after it died
+	// (the server finishes a request it fully received): an object of
+	// ours in the way is removed and the probe starts again.
+	var first bucket.Attrs
+	for attempt := 1; ; attempt++ {
+		a, err := b.Stat(ctx, probe)
+		switch {
+		case errors.Is(err, bucket.ErrNotFound):
+		case err != nil:
+			return fail(err)
+		case a.Metadata[MetaKeySHA256] != keyHash(key):
+			return &Error{Op: "probe", Key: key, Kind: ErrForeignObject,
+				Err: fmt.Errorf("%q holds an object (ETag %s) that no probe of %q wrote: not overwriting it", probe, a.ETag, key)}
+		default:
+			if err := b.Delete(ctx, probe); err != nil {
+				return fail(err)
+			}
+		}
+		first, err = put(probeBody, bucket.WriteOptions{IfNoneMatch: true})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, bucket.ErrPrecondition) || attempt == 3 {
+			return fail(fmt.Errorf("create %q: %w", probe, err))
+		}
 	}
 	defer b.Delete(context.WithoutCancel(ctx), probe)
 

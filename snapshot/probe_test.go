@@ -1,6 +1,8 @@
 package snapshot_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -63,5 +65,26 @@ func TestProbeConditionsObjectInTheWay(t *testing.T) {
 	}
 	if err := snapshot.ProbeConditions(ctx, b, "app.db.prev"); !errors.Is(err, bucket.ErrInvalidKey) {
 		t.Fatalf("ProbeConditions(app.db.prev) = %v; want ErrInvalidKey", err)
+	}
+}
+
+// A probe of a killed process can land after it died, between this
+// probe's look at KEY.probe and its create: that object, being a probe's,
+// is removed and the probe starts again instead of failing the flush.
+func TestProbeConditionsLateProbe(t *testing.T) {
+	fb := faulty.New(bucket.NewMemory())
+	sum := sha256.Sum256([]byte("app.db"))
+	upload(t, fb.Inner(), "app.db.probe", []byte("a probe that landed late"),
+		map[string]string{snapshot.MetaKeySHA256: hex.EncodeToString(sum[:])})
+	// The first look misses it, as it would if it landed just after.
+	miss := fb.Inject(faulty.Stat, 1, faulty.Fail(bucket.ErrNotFound))
+	if err := snapshot.ProbeConditions(ctx, fb, "app.db"); err != nil {
+		t.Fatalf("probe with a late probe object in the way: %v", err)
+	}
+	if miss.Fired() != 1 {
+		t.Fatalf("the fault fired %d times", miss.Fired())
+	}
+	if _, err := fb.Inner().Stat(ctx, "app.db.probe"); !errors.Is(err, bucket.ErrNotFound) {
+		t.Fatalf("the probe object was left behind: %v", err)
 	}
 }
