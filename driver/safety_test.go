@@ -417,3 +417,27 @@ func TestUnsafeJournalModesRefused(t *testing.T) {
 		}
 	}
 }
+
+// Issue 11 #11: database/sql calls the driver's Close once, so a second
+// db.Close returns nil after a failed one; GetStats keeps the error.
+func TestFailedCloseErrorKept(t *testing.T) {
+	s := newSafetyDB(t)
+	s.seed(1)
+	db := s.open()
+	mustExec(t, db, "INSERT INTO t VALUES (1)")
+	s.fb.Inject(faulty.Upload, faulty.Every, faulty.Fail(errors.New("injected outage")))
+	first := db.Close()
+	if first == nil {
+		t.Fatal("Close succeeded with every upload failing")
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("second Close: %v (database/sql returns nil)", err)
+	}
+	st, err := driver.GetStats(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LastError == nil || !strings.Contains(first.Error(), st.LastError.Error()) && !errors.Is(first, st.LastError) {
+		t.Fatalf("GetStats after the failed Close: LastError %v; Close said %v", st.LastError, first)
+	}
+}

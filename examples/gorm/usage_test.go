@@ -264,3 +264,33 @@ func TestGormWithoutDriverNameS3(t *testing.T) {
 		t.Fatalf("gorm.Open of an s3:// DSN without DriverName: %v; want go-sqlite3's unable to open database file", err)
 	}
 }
+
+// GORM's own test suite opens the same DSN twice, and so do applications
+// (a second *gorm.DB for migrations, a library with its own): both share
+// the one database in the bucket, each sees the other's commits, and each
+// Close flushes what was committed.
+func TestGormSameDSNTwice(t *testing.T) {
+	dsn := memDSN(t, "?flush_interval=0&_foreign_keys=1")
+	a, sqlA := openGorm(t, dsn)
+	b, sqlB := openGorm(t, dsn)
+	if err := a.Create(&Author{Name: "Ursula"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := b.Model(&Author{}).Count(&n).Error; err != nil || n != 1 {
+		t.Fatalf("the second handle counts %d authors, %v; want the first's 1", n, err)
+	}
+	if err := b.Create(&Author{Name: "Octavia"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, sqlB)
+	if err := a.Model(&Author{}).Count(&n).Error; err != nil || n != 2 {
+		t.Fatalf("after the second handle closed the first counts %d, %v; want 2", n, err)
+	}
+	mustClose(t, sqlA)
+	c, sqlC := openGorm(t, dsn)
+	defer mustClose(t, sqlC)
+	if err := c.Model(&Author{}).Count(&n).Error; err != nil || n != 2 {
+		t.Fatalf("reopened: %d authors, %v; want 2", n, err)
+	}
+}
