@@ -50,9 +50,6 @@ func (cfg *Config) normalize() error {
 		if jm := cfg.sqliteParams().Get("_journal_mode"); jm != "WAL" {
 			return dsnErr("sync", "log reads the changes from the WAL: it needs _journal_mode=WAL, not %s", jm)
 		}
-		if cfg.Local != "" {
-			return dsnErr("sync", "log does not take a persistent working copy (local=) yet: use sync=full with local=")
-		}
 	}
 	if err := checkPragmas(cfg.Pragmas); err != nil {
 		return err

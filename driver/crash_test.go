@@ -257,6 +257,13 @@ func crashFlushLoop(t *testing.T, rng *rand.Rand, mode string) {
 // closing it flushes them all.
 func TestCrashLocalLoop(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed(t), 2))
+	for _, sync := range []string{"full", "log"} {
+		t.Run(sync, func(t *testing.T) { crashLocalLoop(t, rng, sync) })
+	}
+}
+
+// crashLocalLoop is TestCrashLocalLoop with sync=mode.
+func crashLocalLoop(t *testing.T, rng *rand.Rand, mode string) {
 	forEachTarget(t, func(t *testing.T, tg target) {
 		n := kills(10, 200)
 		if tg.name == "s3" {
@@ -264,7 +271,7 @@ func TestCrashLocalLoop(t *testing.T) {
 		}
 		tmp := t.TempDir()
 		local := filepath.Join(t.TempDir(), "work.db")
-		dsn := tg.dsn("app.db", "flush_interval=5ms&local="+local)
+		dsn := tg.dsn("app.db", "flush_interval=5ms&sync="+mode+"&local="+local)
 		acked, committed := -1, -1
 		for i := range n {
 			l := runAndKill(t, rng, dsn, "local", tmp)
@@ -282,7 +289,7 @@ func TestCrashLocalLoop(t *testing.T) {
 			}
 			// Reopen: every acknowledged commit is there, and Close
 			// flushes it.
-			db := mustOpen(t, tg.dsn("app.db", "flush_interval=0&local="+local))
+			db := mustOpen(t, tg.dsn("app.db", "flush_interval=0&sync="+mode+"&local="+local))
 			if err := db.Ping(); err != nil {
 				t.Fatalf("kill %d: reopening the working copy: %v", i, err)
 			}

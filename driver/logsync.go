@@ -98,7 +98,7 @@ var (
 
 var _ strategy = (*logSync)(nil)
 
-func newLogSync(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger, restored snapshot.Info) *logSync {
+func newLogSync(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger, restored snapshot.Info, p plan, kept *snapshot.Image) *logSync {
 	host, _ := os.Hostname()
 	l := &logSync{
 		b: b, key: cfg.Key, keepPrevious: cfg.KeepPrevious, tempDir: wc.dir(), walPath: wc.path + "-wal", log: log,
@@ -106,6 +106,15 @@ func newLogSync(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger,
 		writer: fmt.Sprintf("%s/%d", host, os.Getpid()),
 	}
 	switch {
+	case p.action == actKeep && kept != nil && !p.dirty && p.remote.Image != "":
+		// A persistent working copy, proven to hold exactly the state
+		// after delta p.remote.Seq: the log goes on from it.
+		l.im, l.baseSHA, l.baseSeq, l.seq = kept, p.remote.SHA256, p.remote.BaseSeq, p.remote.Seq
+		l.baseSize = int64(kept.Pages()) * int64(kept.PageSize)
+	case p.action == actKeep:
+		// A persistent working copy ahead of the log (or of a plain
+		// snapshot): its first flush is a base that includes p.remote.Seq.
+		l.needBase, l.seq, l.baseSeq, l.baseSHA = true, p.remote.Seq, p.remote.BaseSeq, p.remote.SHA256
 	case !restored.Found:
 		l.needBase = true // a new database: its first flush is a base
 	case !restored.Log || restored.Image == nil:
@@ -123,9 +132,19 @@ func newLogSync(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger,
 }
 
 func (l *logSync) flush(ctx context.Context, conn *sqlite3.SQLiteConn, remote remoteState, pending func(string) error) (shipped, error) {
+	out, err := l.ship(ctx, conn, remote, pending)
+	out.seq, out.baseSeq = l.seq, l.baseSeq
+	if l.im != nil && !l.needBase {
+		out.image = hexSum(l.im.Checksum)
+	}
+	return out, err
+}
+
+// ship is flush, less the log's position it reports.
+func (l *logSync) ship(ctx context.Context, conn *sqlite3.SQLiteConn, remote remoteState, pending func(string) error) (shipped, error) {
 	out := shipped{result: snapshot.Result{SnapshotHash: remote.SHA256, ETag: remote.ETag, PrevETag: remote.PrevETag}}
 	if l.unsent != nil {
-		if err := l.send(ctx, l.unsent); err != nil {
+		if err := l.send(ctx, l.unsent, pending); err != nil {
 			return out, err
 		}
 	}
@@ -145,7 +164,7 @@ func (l *logSync) flush(ctx context.Context, conn *sqlite3.SQLiteConn, remote re
 	if err != nil {
 		return out, err
 	}
-	if err := l.send(ctx, d); err != nil {
+	if err := l.send(ctx, d, pending); err != nil {
 		return out, err
 	}
 	out.result.Uploaded, out.result.BytesWritten = true, int64(len(d.data))
@@ -230,6 +249,8 @@ func (l *logSync) repin(ctx context.Context) error {
 	return nil
 }
 
+func hexSum(x uint64) string { return fmt.Sprintf("%016x", x) }
+
 func isNoTx(err error) bool {
 	return err != nil && bytes.Contains([]byte(err.Error()), []byte("no transaction is active"))
 }
@@ -271,8 +292,14 @@ func (l *logSync) encode(ch *snapshot.WALChanges) (*pendingDelta, error) {
 // send uploads d, If-None-Match, and confirms it with one Stat; a failed
 // condition on an object that is d itself (an earlier attempt landed) is
 // success.
-func (l *logSync) send(ctx context.Context, d *pendingDelta) error {
+func (l *logSync) send(ctx context.Context, d *pendingDelta, pending func(string) error) error {
 	key := snapshot.LogKey(l.key, d.seq)
+	// Recorded first, so that a restart finds it ours should it land and
+	// the process stop before it returns.
+	if err := pending(d.sha); err != nil {
+		l.unsent = d
+		return &snapshot.Error{Op: "flush", Key: key, Err: err}
+	}
 	_, err := l.b.Upload(ctx, key, bytes.NewReader(d.data), int64(len(d.data)),
 		bucket.WriteOptions{IfNoneMatch: true, Metadata: map[string]string{snapshot.MetaSHA256: d.sha}})
 	if err != nil && !errors.Is(err, bucket.ErrPrecondition) {

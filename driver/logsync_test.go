@@ -287,3 +287,104 @@ func dumpT(t *testing.T, db *sql.DB) string {
 	}
 	return b.String()
 }
+
+// openLogLocal opens key on b with sync=log and a persistent working copy.
+func openLogLocal(t *testing.T, b bucket.Bucket, local string) *sql.DB {
+	t.Helper()
+	db, _ := openLog(t, b, "app.db", "&local="+local)
+	return db
+}
+
+// A persistent working copy with sync=log: a clean restart is proven to
+// hold the log's state (its image checksum) and goes on with small
+// deltas, no new base; a restart ahead of the bucket (a failed final
+// flush) uploads a new base with everything; a bucket whose log moved on
+// is restored from, or, with local writes too, is ErrDiverged.
+func TestLogLocal(t *testing.T) {
+	t.Run("clean restart", func(t *testing.T) {
+		inner := bucket.NewMemory()
+		local := filepath.Join(t.TempDir(), "work.db")
+		db := openLogLocal(t, faulty.New(inner), local)
+		mustExec(t, db, "CREATE TABLE t(x INTEGER PRIMARY KEY, v TEXT)")
+		for i := range 500 {
+			mustExec(t, db, "INSERT INTO t(v) VALUES (?)", strings.Repeat(fmt.Sprint(i), 30))
+		}
+		mustFlush(t, db)
+		mustExec(t, db, "UPDATE t SET v = 'one' WHERE x = 1")
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		db = openLogLocal(t, faulty.New(inner), local)
+		defer db.Close()
+		mustExec(t, db, "UPDATE t SET v = 'two' WHERE x = 2")
+		res := mustFlush(t, db)
+		st, _ := driver.GetStats(db)
+		if !res.Uploaded || res.BytesWritten > 64<<10 || st.Compactions != 0 || st.Deltas != 1 {
+			t.Fatalf("the first flush after a clean restart: %+v, stats %+v; want one small delta", res, st)
+		}
+		if got, _ := restoredRows(t, inner, "app.db"); got != dumpT(t, db) {
+			t.Fatal("the restored database differs from the writer's")
+		}
+	})
+	t.Run("ahead after a failed close", func(t *testing.T) {
+		inner := bucket.NewMemory()
+		local := filepath.Join(t.TempDir(), "work.db")
+		fb := faulty.New(inner)
+		db := openLogLocal(t, fb, local)
+		mustExec(t, db, "CREATE TABLE t(x)")
+		mustFlush(t, db)
+		mustExec(t, db, "INSERT INTO t VALUES (1)")
+		fb.Inject(faulty.Upload, faulty.Every, faulty.Fail(errors.New("injected outage")))
+		if err := db.Close(); err == nil {
+			t.Fatal("Close succeeded with every upload failing")
+		}
+		db = openLogLocal(t, faulty.New(inner), local)
+		mustExec(t, db, "INSERT INTO t VALUES (2)")
+		want := dumpT(t, db)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := restoredRows(t, inner, "app.db"); got != want {
+			t.Fatalf("the bucket holds\n%s\nwant\n%s", got, want)
+		}
+	})
+	for _, dirty := range []bool{false, true} {
+		t.Run(fmt.Sprintf("log moved on, dirty %v", dirty), func(t *testing.T) {
+			inner := bucket.NewMemory()
+			local := filepath.Join(t.TempDir(), "work.db")
+			fb := faulty.New(inner)
+			db := openLogLocal(t, fb, local)
+			mustExec(t, db, "CREATE TABLE t(x)")
+			mustFlush(t, db)
+			if dirty {
+				mustExec(t, db, "INSERT INTO t VALUES (1)")
+				fb.Inject(faulty.Upload, faulty.Every, faulty.Fail(errors.New("injected outage")))
+				if err := db.Close(); err == nil {
+					t.Fatal("Close succeeded with every upload failing")
+				}
+			} else if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			other, _ := openLog(t, faulty.New(inner), "app.db", "")
+			mustExec(t, other, "INSERT INTO t VALUES (2)")
+			if err := other.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db = openLogLocal(t, faulty.New(inner), local)
+			defer db.Close()
+			err := db.Ping()
+			if dirty {
+				if !errors.Is(err, driver.ErrDiverged) {
+					t.Fatalf("local writes and a log that moved on: %v, want ErrDiverged", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := dumpT(t, db); got != "2\n" {
+				t.Fatalf("after the log moved on the working copy holds %q, want the other writer's row", got)
+			}
+		})
+	}
+}

@@ -38,6 +38,10 @@ type remoteFacts struct {
 	Found bool
 	// ETag and SHA256 describe that object (SHA256 from its metadata).
 	ETag, SHA256 string
+	// LogNext is the SHA-256 (metadata) of the delta after the sequence
+	// the sync record holds, "" when there is none (sync=log): set, the
+	// bucket moved on even if the base's ETag did not.
+	LogNext string
 	// Answers reports that the bucket was proven to exist and to accept
 	// the credentials (a List succeeded), once reconcile asked (needProof).
 	// A Stat that finds nothing proves neither: a missing bucket, and on
@@ -110,7 +114,8 @@ func reconcile(bucketName, key string, l localFacts, r remoteFacts) plan {
 	if rec == nil {
 		return reconcileUnknown(l, r)
 	}
-	ownUpload := r.Found && r.SHA256 != "" && slices.Contains(rec.Pending, r.SHA256)
+	ownUpload := r.Found && r.SHA256 != "" && slices.Contains(rec.Pending, r.SHA256) && r.LogNext == ""
+	ownDelta := r.Found && r.ETag == rec.ETag && r.LogNext != "" && slices.Contains(rec.Pending, r.LogNext)
 	switch {
 	case !r.Found:
 		// The snapshot is gone (deleted by hand, or a bucket emptied):
@@ -119,7 +124,14 @@ func reconcile(bucketName, key string, l localFacts, r remoteFacts) plan {
 		// still being nothing.
 		return keepChecked(l, remoteState{},
 			"the snapshot the working copy was synced with is gone; keeping the working copy and flushing it")
-	case r.ETag == rec.ETag && !ownUpload:
+	case ownDelta:
+		// This working copy's own delta, which landed though the process
+		// stopped before recording it: the working copy holds its state
+		// and maybe more.
+		remote := rec.remote()
+		remote.Seq, remote.Image = rec.Seq+1, ""
+		return keepChecked(l, remote, "the bucket holds a delta of this working copy that was never confirmed; keeping the working copy and flushing it")
+	case r.ETag == rec.ETag && !ownUpload && r.LogNext == "":
 		if rec.Dirty || rec.SHA256 == "" {
 			return keepChecked(l, rec.remote(), "the working copy holds writes the bucket lacks; keeping it and flushing it")
 		}
@@ -130,7 +142,7 @@ func reconcile(bucketName, key string, l localFacts, r remoteFacts) plan {
 		if l.Hash == "" {
 			return plan{need: needHash}
 		}
-		if l.Hash != rec.SHA256 {
+		if l.Hash != rec.remote().state() {
 			return refuse(fmt.Errorf("%w: the working copy changed without bucketsqlite recording it (a file put back by hand, "+
 				"or a write no commit hook saw) while the bucket still holds the snapshot it was synced with; both are kept",
 				ErrDiverged))
@@ -146,18 +158,26 @@ func reconcile(bucketName, key string, l localFacts, r remoteFacts) plan {
 			"the bucket holds an upload of this working copy that was never confirmed; keeping the working copy and flushing it")
 	case rec.Dirty:
 		return refuse(fmt.Errorf("%w: the working copy holds writes that were never flushed, and the snapshot changed since "+
-			"it was last synced (ETag %s, now %s); both are kept", ErrDiverged, rec.ETag, r.ETag))
+			"it was last synced (%s); both are kept", ErrDiverged, howChanged(rec, r)))
 	}
 	// The bucket moved on from a clean working copy: restore over it, but
 	// only once the working copy is proven to be what the record says.
 	if l.Hash == "" {
 		return plan{need: needHash}
 	}
-	if l.Hash != rec.SHA256 {
+	if l.Hash != rec.remote().state() {
 		return refuse(fmt.Errorf("%w: the working copy changed without bucketsqlite recording it, and the snapshot changed too "+
-			"(ETag %s, now %s); both are kept", ErrDiverged, rec.ETag, r.ETag))
+			"(%s); both are kept", ErrDiverged, howChanged(rec, r)))
 	}
 	return plan{action: actRestore}
+}
+
+// howChanged says how the bucket moved on from what rec describes.
+func howChanged(rec *syncState, r remoteFacts) string {
+	if r.ETag == rec.ETag && r.LogNext != "" {
+		return fmt.Sprintf("its log has a delta after sequence %d", rec.Seq)
+	}
+	return fmt.Sprintf("ETag %s, now %s", rec.ETag, r.ETag)
 }
 
 // reconcileUnknown decides for a working copy without a sync record.

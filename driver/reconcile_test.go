@@ -79,6 +79,16 @@ func TestReconcile(t *testing.T) {
 		{"changed behind the record and behind: diverged", localFacts{Exists: true, Record: rec("e1", "h1", false), Hash: "hx"}, found("e2", "h2"),
 			plan{action: actRefuse}, ErrDiverged},
 
+		// sync=log: the base's ETag is the record's, but the log moved on.
+		{"log moved on, clean: content checked", localFacts{Exists: true, Record: rec("e1", "h1", false)},
+			remoteFacts{Known: true, Found: true, ETag: "e1", SHA256: "h1", LogNext: "d9"}, plan{need: needHash}, nil},
+		{"log moved on, clean: restored", localFacts{Exists: true, Record: rec("e1", "h1", false), Hash: "h1"},
+			remoteFacts{Known: true, Found: true, ETag: "e1", SHA256: "h1", LogNext: "d9"}, plan{action: actRestore}, nil},
+		{"log moved on, dirty: diverged", localFacts{Exists: true, Record: rec("e1", "h1", true)},
+			remoteFacts{Known: true, Found: true, ETag: "e1", SHA256: "h1", LogNext: "d9"}, plan{action: actRefuse}, ErrDiverged},
+		{"own delta landed: kept and flushed", localFacts{Exists: true, Record: rec("e1", "h1", true, "d9"), Checked: true},
+			remoteFacts{Known: true, Found: true, ETag: "e1", SHA256: "h1", LogNext: "d9"}, keep("e1", "h1", true), nil},
+
 		// No record.
 		{"unknown copy, no snapshot: checked first", localFacts{Exists: true}, missingProven, plan{need: needCheck}, nil},
 		{"unknown copy, no snapshot: adopted", localFacts{Exists: true, Checked: true}, missingProven, keep("", "", true), nil},

@@ -23,6 +23,7 @@ func (c *database) restore(ctx context.Context) error {
 		return c.wrap("open", err)
 	}
 	l := c.wc.facts()
+	var kept *snapshot.Image // the working copy's image, when it was taken
 	var r remoteFacts
 	p := reconcile(bucketName(c.cfg), c.cfg.Key, l, r)
 	for p.need != needNothing {
@@ -30,6 +31,9 @@ func (c *database) restore(ctx context.Context) error {
 		switch p.need {
 		case needStat:
 			r, err = c.stat(ctx)
+			if rec := l.Record; err == nil && rec != nil && r.Found && r.ETag == rec.ETag && c.cfg.Sync == SyncLog {
+				r.LogNext, err = c.logNext(ctx, rec.Seq)
+			}
 		case needProof:
 			_, err = c.b.List(ctx, bucket.ListOptions{Prefix: c.cfg.Key, PageSize: 1})
 			if err != nil {
@@ -37,6 +41,13 @@ func (c *database) restore(ctx context.Context) error {
 			}
 			r.Answers = true
 		case needHash:
+			if l.Record != nil && l.Record.Image != "" {
+				kept, err = c.wc.image(ctx)
+				if err == nil {
+					l.Hash = remoteState{Image: hexSum(kept.Checksum)}.state()
+				}
+				break
+			}
 			l.Hash, err = c.wc.hash(ctx)
 			if err != nil {
 				err = fmt.Errorf("read working copy %s: %w", c.wc.path, err)
@@ -73,7 +84,10 @@ func (c *database) restore(ctx context.Context) error {
 			return c.wrap("restore", errors.New("the snapshot disappeared during restore; try again"))
 		}
 		restored = info
-		p.remote = remoteState{ETag: info.ETag, SHA256: info.SnapshotHash}
+		p.remote = remoteState{ETag: info.ETag, SHA256: info.SnapshotHash, Seq: info.Seq, BaseSeq: info.BaseSeq}
+		if info.Image != nil {
+			p.remote.Image = hexSum(info.Image.Checksum)
+		}
 	case actKeep:
 		c.log.Info("bucketsqlite: "+p.why, "local", c.wc.path)
 	}
@@ -98,12 +112,27 @@ func (c *database) restore(ctx context.Context) error {
 	}
 	s := newSyncer(c.b, c.cfg, c.wc, c.log, mustProbe(c.cfg, c.custom))
 	if c.cfg.Sync == SyncLog {
-		s.strategy = newLogSync(c.b, c.cfg, c.wc, c.log, restored)
+		s.strategy = newLogSync(c.b, c.cfg, c.wc, c.log, restored, p, kept)
 	}
 	s.start(conn, version, p.remote, p.dirty, restored, time.Since(start))
 	c.sync.Store(s)
 	c.log.Info("bucketsqlite: ready", "restored", restored.Found, "bytes", restored.Size, "local", c.wc.path, "pending_flush", p.dirty)
 	return nil
+}
+
+// logNext returns the SHA-256 of the delta after seq, "" when there is
+// none (sync=log).
+func (c *database) logNext(ctx context.Context, seq uint64) (string, error) {
+	a, err := c.b.Stat(ctx, snapshot.LogKey(c.cfg.Key, seq+1))
+	switch {
+	case errors.Is(err, bucket.ErrNotFound):
+		return "", nil
+	case err != nil:
+		return "", err
+	case a.Metadata[snapshot.MetaSHA256] == "":
+		return "?", nil
+	}
+	return a.Metadata[snapshot.MetaSHA256], nil
 }
 
 // stat asks the bucket about the snapshot.

@@ -32,7 +32,11 @@ type syncState struct {
 	// (or the call failed) before it could say so: not a divergence.
 	Pending []string `json:"pending,omitempty"`
 	// PrevETag is remoteState.PrevETag.
-	PrevETag string    `json:"prev_etag,omitempty"`
+	PrevETag string `json:"prev_etag,omitempty"`
+	// Seq, BaseSeq and Image are remoteState's (sync=log).
+	Seq     uint64 `json:"seq,omitempty"`
+	BaseSeq uint64 `json:"base_seq,omitempty"`
+	Image   string `json:"image,omitempty"`
 	Updated  time.Time `json:"updated"`
 }
 
@@ -53,11 +57,26 @@ type remoteState struct {
 	// when unknown (the next flush that keeps the previous snapshot then
 	// asks the bucket what is there, with one Stat).
 	PrevETag string
+	// Seq is the last delta after the base at ETag (sync=log); BaseSeq
+	// the sequence that base records; Image the image checksum of the
+	// state after Seq, in hex: what a clean working copy must hold.
+	Seq, BaseSeq uint64
+	Image        string
+}
+
+// state is the fingerprint a clean working copy's content must match:
+// the image checksum with a delta log, the snapshot's SHA-256 without.
+func (r remoteState) state() string {
+	if r.Image != "" {
+		return "image:" + r.Image
+	}
+	return r.SHA256
 }
 
 // remote returns the part of the record that describes the bucket.
 func (st *syncState) remote() remoteState {
-	return remoteState{ETag: st.ETag, SHA256: st.SHA256, Pending: slices.Clone(st.Pending), PrevETag: st.PrevETag}
+	return remoteState{ETag: st.ETag, SHA256: st.SHA256, Pending: slices.Clone(st.Pending), PrevETag: st.PrevETag,
+		Seq: st.Seq, BaseSeq: st.BaseSeq, Image: st.Image}
 }
 
 // maxPending bounds remoteState.Pending: flushes
@@ -117,7 +136,8 @@ func writeState(local string, st syncState) error {
 func (w *workingCopy) begin(remote remoteState, dirty bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.record = syncState{Bucket: w.bucket, Key: w.key, ETag: remote.ETag, SHA256: remote.SHA256, Pending: remote.Pending, PrevETag: remote.PrevETag, Dirty: dirty}
+	w.record = syncState{Bucket: w.bucket, Key: w.key, ETag: remote.ETag, SHA256: remote.SHA256, Pending: remote.Pending, PrevETag: remote.PrevETag,
+		Seq: remote.Seq, BaseSeq: remote.BaseSeq, Image: remote.Image, Dirty: dirty}
 	w.dirtyMarked.Store(dirty)
 	if !w.persist {
 		return nil
@@ -176,7 +196,8 @@ func (w *workingCopy) synced(remote remoteState, n0 uint64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.dirtyMarked.Store(false) // from here on, commits wait for the record
-	st := syncState{Bucket: w.bucket, Key: w.key, ETag: remote.ETag, SHA256: remote.SHA256, Pending: remote.Pending, PrevETag: remote.PrevETag}
+	st := syncState{Bucket: w.bucket, Key: w.key, ETag: remote.ETag, SHA256: remote.SHA256, Pending: remote.Pending, PrevETag: remote.PrevETag,
+		Seq: remote.Seq, BaseSeq: remote.BaseSeq, Image: remote.Image}
 	st.Dirty = w.commits.Load() != n0
 	if err := writeState(w.path, st); err != nil {
 		w.record.Dirty = true // unknown: let the next commit rewrite it

@@ -59,6 +59,10 @@ type strategy interface {
 type shipped struct {
 	result  snapshot.Result
 	version int64 // conn's data version in what was shipped
+	// With a delta log: the last delta, the base's sequence, and the
+	// image checksum (hex) of the state the bucket now holds.
+	seq, baseSeq uint64
+	image        string
 }
 
 func newSyncer(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger, probe bool) *syncer {
@@ -143,7 +147,8 @@ func (s *syncer) flush(ctx context.Context, why string) (FlushResult, error) {
 	}
 	res := out.result
 	s.mu.Lock()
-	s.remote = remoteState{ETag: res.ETag, SHA256: res.SnapshotHash, PrevETag: res.PrevETag}
+	s.remote = remoteState{ETag: res.ETag, SHA256: res.SnapshotHash, PrevETag: res.PrevETag,
+		Seq: out.seq, BaseSeq: out.baseSeq, Image: out.image}
 	s.version, s.mustFlush = out.version, false
 	s.stats.LastFlush, s.stats.LastError = time.Now(), nil
 	if res.Uploaded {

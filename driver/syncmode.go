@@ -18,8 +18,7 @@ const (
 	// from the working copy's WAL; KEY stays a complete SQLite file (the
 	// base), replaced by compaction once the deltas add up to half of it.
 	// A restore applies the deltas after the base. It needs the WAL
-	// journal mode and, for now, a temporary working copy (no local=).
-	// See docs/FORMAT.md.
+	// journal mode. See docs/FORMAT.md.
 	SyncLog
 )
 

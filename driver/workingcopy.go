@@ -192,6 +192,21 @@ func (w *workingCopy) hash(ctx context.Context) (string, error) {
 	return f.Hash, nil
 }
 
+// image returns the Image of a snapshot of the working copy (sync=log).
+func (w *workingCopy) image(ctx context.Context) (*snapshot.Image, error) {
+	conn, err := (&sqlite3.SQLiteDriver{}).Open(snapshot.FileDSN(w.path, url.Values{"mode": {"ro"}}))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	f, err := snapshot.Take(ctx, conn.(*sqlite3.SQLiteConn), filepath.Dir(w.path))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Remove()
+	return snapshot.FileImage(f.Path())
+}
+
 // check runs PRAGMA quick_check on the working copy: a copy recovered from
 // a crash must be sound before it can replace anything in the bucket.
 func (w *workingCopy) check(ctx context.Context) error {

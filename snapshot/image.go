@@ -24,12 +24,31 @@ var imageCRCTable = crc64.MakeTable(crc64.ISO)
 // page numbers and a part from the contents, and two pages swapping
 // contents would leave it unchanged. Being a bijection, the finalizer
 // keeps every difference the CRC detects within a page.
+//
+// Page 1's checksum leaves out the database header's bookkeeping: it is
+// taken with bytes 18 and 19 (the file-format versions) as 1 and bytes
+// 24–27 (the file change counter) and 92–99 (version-valid-for and the
+// SQLite version number) as 0. SQLite rewrites those without changing
+// what the database holds (a backup's commit, a switch to WAL mode), so a
+// working copy and the bucket's image of the same content checksum alike.
 func PageChecksum(pgno uint32, data []byte) uint64 {
 	var no [4]byte
 	binary.BigEndian.PutUint32(no[:], pgno)
 	crc := crc64.Update(0, imageCRCTable, no[:])
+	if pgno == 1 && len(data) >= imageHeaderSize {
+		var h [imageHeaderSize]byte
+		copy(h[:], data)
+		h[imageWriteVersionOffset], h[imageReadVersionOffset] = 1, 1
+		clear(h[24:28])
+		clear(h[92:100])
+		crc = crc64.Update(crc, imageCRCTable, h[:])
+		data = data[imageHeaderSize:]
+	}
 	return imageMix(crc64.Update(crc, imageCRCTable, data))
 }
+
+// imageHeaderSize is the size of a SQLite database header.
+const imageHeaderSize = 100
 
 // imageMix is MurmurHash3's fmix64: a nonlinear bijection of uint64.
 func imageMix(x uint64) uint64 {
