@@ -115,7 +115,74 @@ func (b *bench) logRows(ctx context.Context) ([]row, error) {
 	if err != nil {
 		return rows, err
 	}
-	return append(rows, restore), nil
+	rows = append(rows, restore)
+	steady, err := b.logSteadyRow(ctx)
+	if err != nil {
+		return rows, err
+	}
+	return append(rows, steady), nil
+}
+
+// targetLogCommitRatio: commit p99 while flushing deltas every second, to
+// commit p99 with no flushing.
+const targetLogCommitRatio = 2.0
+
+// logSteadyRow: a writer commits every millisecond for a while, once with
+// a sync=log flush every second, once with none; their commit p99.
+func (b *bench) logSteadyRow(ctx context.Context) (row, error) {
+	key, err := b.newKey(ctx, b.cfg.size, "logsteady")
+	if err != nil {
+		return row{}, err
+	}
+	db, err := b.openDB(ctx, key, url.Values{"sync": {"log"}})
+	if err != nil {
+		return row{}, err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE TABLE bench_writes(id INTEGER PRIMARY KEY, v BLOB)"); err != nil {
+		return row{}, err
+	}
+	if _, err := driver.Flush(ctx, db); err != nil { // the base
+		return row{}, err
+	}
+	span := 10 * time.Second
+	if b.cfg.quick {
+		span = time.Second
+	}
+	var idle, busy []time.Duration
+	var flushes, bytesSent int64
+	for range b.cfg.runs {
+		lats, err := paced(ctx, db, func() error { time.Sleep(span); return nil })
+		if err != nil {
+			return row{}, err
+		}
+		idle = append(idle, percentile(lats, 0.99))
+		if _, err := driver.Flush(ctx, db); err != nil { // what the idle span wrote
+			return row{}, err
+		}
+		lats, err = paced(ctx, db, func() error {
+			deadline := time.Now().Add(span)
+			for time.Now().Before(deadline) {
+				time.Sleep(time.Second)
+				res, err := driver.Flush(ctx, db)
+				if err != nil {
+					return err
+				}
+				flushes++
+				bytesSent += res.BytesWritten
+			}
+			return nil
+		})
+		if err != nil {
+			return row{}, err
+		}
+		busy = append(busy, percentile(lats, 0.99))
+	}
+	r := ratioRow("commit p99, log flush every 1s", median(busy), "commit p99, no flush", median(idle), targetLogCommitRatio, false)
+	if flushes > 0 {
+		r.name += fmt.Sprintf(" (%.1f KiB a flush)", float64(bytesSent)/float64(flushes)/1024)
+	}
+	return r, nil
 }
 
 // logRestoreRow writes logRestoreDeltas deltas behind logKey's base, then
