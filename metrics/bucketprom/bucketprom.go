@@ -117,6 +117,15 @@ func NewCollector(db *sql.DB, opts ...Option) *Collector {
 	add("restore_duration_seconds", "How long the restore (or the reconciliation of a persistent working copy) took.", gauge,
 		func(s *driver.Stats) float64 { return s.RestoreDuration.Seconds() })
 
+	add("deltas_total", "Deltas uploaded (sync=log): flushes that shipped only the changed pages.", counter,
+		func(s *driver.Stats) float64 { return float64(s.Deltas) })
+	add("delta_bytes_total", "Total size of the uploaded deltas, in bytes (sync=log).", counter,
+		func(s *driver.Stats) float64 { return float64(s.DeltaBytes) })
+	add("compactions_total", "New bases written once the deltas since the last one added up (sync=log).", counter,
+		func(s *driver.Stats) float64 { return float64(s.Compactions) })
+	add("log_sequence", "Sequence of the last delta in the bucket (sync=log).", gauge,
+		func(s *driver.Stats) float64 { return float64(s.Seq) })
+
 	c.invalid = desc("stats_error", "The database's statistics could not be read.")
 	return c
 }

@@ -135,8 +135,8 @@ func TestLint(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
-	if n := testutil.CollectAndCount(c); n != 12 {
-		t.Errorf("the collector exports %d series, want 12", n)
+	if n := testutil.CollectAndCount(c); n != 16 {
+		t.Errorf("the collector exports %d series, want 16", n)
 	}
 }
 
@@ -245,8 +245,8 @@ func TestScrapeThroughPromhttp(t *testing.T) {
 	defer srv.Close()
 
 	before := scrape(t, srv.URL)
-	if len(before) != 24 {
-		t.Errorf("the scrape holds %d bucketsqlite_ series, want 12 per database:\n%v", len(before), before)
+	if len(before) != 32 {
+		t.Errorf("the scrape holds %d bucketsqlite_ series, want 16 per database:\n%v", len(before), before)
 	}
 	for _, db := range []string{"a", "b"} {
 		for _, name := range []string{"flushes_total", "uploads_total", "uploaded_bytes_total", "last_flush_timestamp_seconds", "last_upload_timestamp_seconds"} {
@@ -338,5 +338,40 @@ func TestClosedDatabaseReportsFinalStats(t *testing.T) {
 	st := stats(t, db)
 	if err := testutil.CollectAndCompare(c, strings.NewReader(expected("app", 1, 1, 0, 0, st.BytesUploaded, 0, 0, 0, 0)), counters...); err != nil {
 		t.Error(err)
+	}
+}
+
+// With sync=log the log's figures are exported too.
+func TestCollectLog(t *testing.T) {
+	mem := "bucketprom-log"
+	defer bucket.ForgetMem(mem)
+	db, err := sql.Open("bucketsqlite", "mem://"+mem+"/app.db?flush_interval=0&sync=log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE TABLE t(x)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := driver.Flush(context.Background(), db); err != nil { // the base
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := driver.Flush(context.Background(), db); err != nil { // a delta
+		t.Fatal(err)
+	}
+	c := bucketprom.NewCollector(db, bucketprom.WithDatabase("app"))
+	want := `
+# HELP bucketsqlite_deltas_total Deltas uploaded (sync=log): flushes that shipped only the changed pages.
+# TYPE bucketsqlite_deltas_total counter
+bucketsqlite_deltas_total{database="app"} 1
+# HELP bucketsqlite_log_sequence Sequence of the last delta in the bucket (sync=log).
+# TYPE bucketsqlite_log_sequence gauge
+bucketsqlite_log_sequence{database="app"} 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "bucketsqlite_deltas_total", "bucketsqlite_log_sequence"); err != nil {
+		t.Fatal(err)
 	}
 }
