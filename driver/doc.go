@@ -96,6 +96,18 @@
 // Flush or db.Close returns nil, the bucket holds every write committed
 // before the call. db.Close does not wait for connections still in use.
 //
+// # Incremental sync
+//
+// With sync=log in the DSN (Config.Sync = SyncLog) a flush uploads only
+// the pages committed since the previous flush, read from the working
+// copy's WAL, as one immutable delta object beside the snapshot
+// (KEY.log/SEQ, written with If-None-Match so that a second writer gets
+// snapshot.ErrConflict). KEY stays a complete SQLite file, the base; a
+// restore applies the deltas after it, checking each; once they add up to
+// half the base the writer compacts them into a new one. A one-row change
+// then costs one small PUT and one HEAD whatever the database's size. The
+// format is specified in docs/FORMAT.md.
+//
 // # Signals
 //
 // A library does not install signal handlers by itself. CloseOnSignal
