@@ -77,10 +77,13 @@ func (l *logSync) deleteThrough(ctx context.Context, seq uint64) {
 // once every frame in it was captured. A write that slipped in after the
 // capture is in the database file but in no delta: the next flush then
 // uploads a new base.
-func (l *logSync) restartWAL(ctx context.Context, conn *sqlite3.SQLiteConn) {
+//
+// captured is how far the capture read; once the WAL restarted it becomes
+// the start of the next generation. restartWAL reports whether it did.
+func (l *logSync) restartWAL(ctx context.Context, conn *sqlite3.SQLiteConn, captured *snapshot.WALPosition) bool {
 	st, err := os.Stat(l.walPath)
 	if err != nil || st.Size() < walRestartBytes {
-		return
+		return false
 	}
 	l.unpin()
 	defer func() {
@@ -92,22 +95,23 @@ func (l *logSync) restartWAL(ctx context.Context, conn *sqlite3.SQLiteConn) {
 	defer conn.ExecContext(context.Background(), "PRAGMA busy_timeout=5000", nil)
 	rows, err := conn.QueryContext(ctx, "PRAGMA wal_checkpoint(RESTART)", nil)
 	if err != nil {
-		return
+		return false
 	}
 	vals := make([]driver.Value, 3)
 	err = rows.Next(vals)
 	rows.Close()
 	if err != nil {
-		return
+		return false
 	}
 	busy, _ := vals[0].(int64)
 	logFrames, _ := vals[1].(int64)
 	if busy != 0 {
-		return // readers in the way: the WAL goes on, no frame is lost
+		return false // readers in the way: the WAL goes on, no frame is lost
 	}
-	if logFrames != int64(l.pos.Frames) {
+	if logFrames != int64(captured.Frames) {
 		l.needBase = true
 	}
-	salts := l.pos
-	l.restarted, l.pos = &salts, snapshot.WALPosition{}
+	salts := *captured
+	l.restarted, *captured = &salts, snapshot.WALPosition{}
+	return true
 }

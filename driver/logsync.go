@@ -156,19 +156,28 @@ func (l *logSync) ship(ctx context.Context, conn *sqlite3.SQLiteConn, remote rem
 	if l.im == nil || l.needBase {
 		return l.base(ctx, remote, pending, ch.Next, out)
 	}
+	compact := l.compactionDue()
 	if len(ch.Pages) == 0 {
 		l.pos = ch.Next
+		if !compact {
+			l.restartWAL(ctx, conn, &l.pos)
+		}
 		return out, nil // committed and undone, or only the pin moved
 	}
 	d, err := l.encode(ch)
 	if err != nil {
 		return out, err
 	}
+	// The WAL is restarted right after the capture, before the upload: a
+	// commit that slipped in between would be lost to the log (the next
+	// flush then writes a base), so the window is kept to an instant. A
+	// compaction needs the pin where the capture left it, so it waits.
+	restarted := !compact && l.restartWAL(ctx, conn, &d.pos)
 	if err := l.send(ctx, d, pending); err != nil {
 		return out, err
 	}
 	out.result.Uploaded, out.result.BytesWritten = true, int64(len(d.data))
-	if l.compactionDue() {
+	if compact && !restarted {
 		// The pin holds exactly the state the delta just shipped leads to.
 		res, err := l.base(ctx, remote, pending, l.pos, out)
 		if err != nil {
@@ -179,7 +188,6 @@ func (l *logSync) ship(ctx context.Context, conn *sqlite3.SQLiteConn, remote rem
 		res.result.BytesWritten += int64(len(d.data))
 		return res, nil
 	}
-	l.restartWAL(ctx, conn)
 	return out, nil
 }
 
