@@ -5,13 +5,13 @@ package driver
 import (
 	"context"
 	"database/sql/driver"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
 
 	"github.com/buckethead/bucketsqlite/bucket"
 	"github.com/buckethead/bucketsqlite/snapshot"
-	"github.com/mattn/go-sqlite3"
 )
 
 // base uploads a new base: the pinned state, which includes every delta up
@@ -73,45 +73,33 @@ func (l *logSync) deleteThrough(ctx context.Context, seq uint64) {
 	}
 }
 
-// restartWAL checkpoints and restarts a WAL grown past walRestartBytes,
-// once every frame in it was captured. A write that slipped in after the
-// capture is in the database file but in no delta: the next flush then
-// uploads a new base.
-//
-// captured is how far the capture read; once the WAL restarted it becomes
-// the start of the next generation. restartWAL reports whether it did.
-func (l *logSync) restartWAL(ctx context.Context, conn *sqlite3.SQLiteConn, captured *snapshot.WALPosition) bool {
+// checkpoint copies the WAL into the database file once it has grown
+// past walRestartBytes, with the write lock still held by the capture that
+// read it up to captured: no frame can be added meanwhile, so once every
+// frame is copied (PASSIVE, on the pin's connection, which waits for no
+// one), the next writer restarts the WAL from its first frame and nothing
+// uncaptured is lost. A reader still on an old snapshot keeps some frames
+// from being copied: the WAL then simply goes on.
+func (l *logSync) checkpoint(ctx context.Context, captured snapshot.WALPosition) error {
 	st, err := os.Stat(l.walPath)
-	if err != nil || st.Size() < walRestartBytes {
-		return false
+	if err != nil || st.Size() < walRestartBytes || l.pin == nil {
+		return nil
 	}
 	l.unpin()
-	defer func() {
-		if err := l.repin(ctx); err != nil {
-			l.log.Warn("bucketsqlite: cannot pin the WAL", "err", err)
-		}
-	}()
-	conn.ExecContext(ctx, "PRAGMA busy_timeout=100", nil)
-	defer conn.ExecContext(context.Background(), "PRAGMA busy_timeout=5000", nil)
-	rows, err := conn.QueryContext(ctx, "PRAGMA wal_checkpoint(RESTART)", nil)
+	rows, err := l.pin.QueryContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)", nil)
 	if err != nil {
-		return false
+		return fmt.Errorf("checkpoint: %w", err)
 	}
 	vals := make([]driver.Value, 3)
 	err = rows.Next(vals)
 	rows.Close()
 	if err != nil {
-		return false
+		return fmt.Errorf("checkpoint: %w", err)
 	}
-	busy, _ := vals[0].(int64)
 	logFrames, _ := vals[1].(int64)
-	if busy != 0 {
-		return false // readers in the way: the WAL goes on, no frame is lost
+	copied, _ := vals[2].(int64)
+	if logFrames == copied && logFrames == int64(captured.Frames) {
+		l.armed = &captured
 	}
-	if logFrames != int64(captured.Frames) {
-		l.needBase = true
-	}
-	salts := *captured
-	l.restarted, *captured = &salts, snapshot.WALPosition{}
-	return true
+	return nil
 }

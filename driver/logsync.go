@@ -52,9 +52,11 @@ type logSync struct {
 	baseSeq uint64
 	seq     uint64
 	pos     snapshot.WALPosition
-	// restarted holds the salts of a WAL the driver restarted: until a
-	// writer begins the next generation its frames were all captured.
-	restarted *snapshot.WALPosition
+	// armed reports that every frame up to pos was captured and copied
+	// into the database file with the write lock held: the next writer
+	// may restart the WAL, and a WAL found restarted since pos lost
+	// nothing.
+	armed *snapshot.WALPosition
 	needBase  bool
 	// unsent is a delta whose upload failed: the next flush sends it
 	// again, byte for byte, before anything else, so that one that landed
@@ -159,25 +161,17 @@ func (l *logSync) ship(ctx context.Context, conn *sqlite3.SQLiteConn, remote rem
 	compact := l.compactionDue()
 	if len(ch.Pages) == 0 {
 		l.pos = ch.Next
-		if !compact {
-			l.restartWAL(ctx, conn, &l.pos)
-		}
 		return out, nil // committed and undone, or only the pin moved
 	}
 	d, err := l.encode(ch)
 	if err != nil {
 		return out, err
 	}
-	// The WAL is restarted right after the capture, before the upload: a
-	// commit that slipped in between would be lost to the log (the next
-	// flush then writes a base), so the window is kept to an instant. A
-	// compaction needs the pin where the capture left it, so it waits.
-	restarted := !compact && l.restartWAL(ctx, conn, &d.pos)
 	if err := l.send(ctx, d, pending); err != nil {
 		return out, err
 	}
 	out.result.Uploaded, out.result.BytesWritten = true, int64(len(d.data))
-	if compact && !restarted {
+	if compact {
 		// The pin holds exactly the state the delta just shipped leads to.
 		res, err := l.base(ctx, remote, pending, l.pos, out)
 		if err != nil {
@@ -204,21 +198,21 @@ func (l *logSync) capture(ctx context.Context, conn *sqlite3.SQLiteConn) (*snaps
 	}
 	ch, err := snapshot.ReadWAL(l.walPath, l.pos)
 	if errors.Is(err, snapshot.ErrWALReset) {
-		// Frames may have left the WAL uncaptured: only a new base is
-		// sure to hold them.
-		l.needBase = true
+		if l.armed == nil || *l.armed != l.pos {
+			// Frames may have left the WAL uncaptured: only a new base
+			// is sure to hold them.
+			l.needBase = true
+		}
+		// Armed, the WAL was restarted by a writer after every frame of
+		// the old generation had been captured: read the new one.
 		ch, err = snapshot.ReadWAL(l.walPath, snapshot.WALPosition{})
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("read the WAL: %w", err)
 	}
-	if r := l.restarted; r != nil && l.pos.Frames == 0 {
-		if ch.Next.Salt1 == r.Salt1 && ch.Next.Salt2 == r.Salt2 {
-			// Still the generation that was restarted: captured already.
-			ch = &snapshot.WALChanges{Next: snapshot.WALPosition{}, PageSize: ch.PageSize}
-		} else {
-			l.restarted = nil
-		}
+	l.armed = nil
+	if err := l.checkpoint(ctx, ch.Next); err != nil {
+		return nil, 0, err
 	}
 	if err := l.repin(ctx); err != nil {
 		return nil, 0, err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/buckethead/bucketsqlite/bucket"
@@ -386,5 +387,61 @@ func TestLogLocal(t *testing.T) {
 				t.Fatalf("after the log moved on the working copy holds %q, want the other writer's row", got)
 			}
 		})
+	}
+}
+
+// Under steady writes the WAL is checkpointed and restarted by the flushes
+// that capture it, and no commit slips past the capture: no flush has to
+// fall back to a new base, and the bucket ends with every row.
+func TestLogSteadyWritesNoFallbackBase(t *testing.T) {
+	defer driver.SetLogPolicy(1<<30, 1000, 64<<10)()
+	fb := faulty.New(bucket.NewMemory())
+	var bases atomic.Int64
+	fb.InjectFunc(faulty.Upload, func(_ int, key string) (faulty.Fault, bool) {
+		if key == "app.db" {
+			bases.Add(1)
+		}
+		return faulty.Fault{}, false
+	})
+	db, c := openLog(t, fb, "app.db", "")
+	defer db.Close()
+	mustExec(t, db, "CREATE TABLE t(x INTEGER PRIMARY KEY, v TEXT)")
+	mustFlush(t, db)
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	var inserted atomic.Int64
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if _, err := db.Exec("INSERT INTO t(v) VALUES (?)", strings.Repeat("w", 300)); err != nil {
+				done <- err
+				return
+			}
+			inserted.Add(1)
+		}
+	}()
+	for range 40 {
+		// Enough writes between flushes for the WAL to pass the
+		// checkpoint size every few flushes, while the writer goes on.
+		for n := inserted.Load(); inserted.Load() < n+50; {
+			waitABit()
+		}
+		mustFlush(t, db)
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mustFlush(t, db)
+	if got, _ := restoredRows(t, fb.Inner(), "app.db"); got != dumpT(t, db) {
+		t.Fatal("the restored database differs from the writer's")
+	}
+	if n, st := bases.Load(), c.Stats(); n != 1+st.Compactions {
+		t.Fatalf("%d bases uploaded with %d compactions: a flush fell back to a new base", n, st.Compactions)
 	}
 }
