@@ -56,8 +56,8 @@ type logSync struct {
 	// into the database file with the write lock held: the next writer
 	// may restart the WAL, and a WAL found restarted since pos lost
 	// nothing.
-	armed *snapshot.WALPosition
-	needBase  bool
+	armed    *snapshot.WALPosition
+	needBase bool
 	// unsent is a delta whose upload failed: the next flush sends it
 	// again, byte for byte, before anything else, so that one that landed
 	// all the same is recognised.

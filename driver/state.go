@@ -34,10 +34,10 @@ type syncState struct {
 	// PrevETag is remoteState.PrevETag.
 	PrevETag string `json:"prev_etag,omitempty"`
 	// Seq, BaseSeq and Image are remoteState's (sync=log).
-	Seq     uint64 `json:"seq,omitempty"`
-	BaseSeq uint64 `json:"base_seq,omitempty"`
-	Image   string `json:"image,omitempty"`
-	Updated  time.Time `json:"updated"`
+	Seq     uint64    `json:"seq,omitempty"`
+	BaseSeq uint64    `json:"base_seq,omitempty"`
+	Image   string    `json:"image,omitempty"`
+	Updated time.Time `json:"updated"`
 }
 
 // remoteState is what the bucket holds, as this process last saw it: the
