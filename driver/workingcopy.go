@@ -178,33 +178,31 @@ func (w *workingCopy) openFlushConn() (*sqlite3.SQLiteConn, error) {
 }
 
 // hash hashes a snapshot of the working copy as a flush would.
-func (w *workingCopy) hash(ctx context.Context) (string, error) {
-	conn, err := (&sqlite3.SQLiteDriver{}).Open(snapshot.FileDSN(w.path, url.Values{"mode": {"ro"}}))
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	f, err := snapshot.Take(ctx, conn.(*sqlite3.SQLiteConn), filepath.Dir(w.path))
-	if err != nil {
-		return "", err
-	}
-	defer f.Remove()
-	return f.Hash, nil
+func (w *workingCopy) hash(ctx context.Context) (hash string, err error) {
+	err = w.snapshot(ctx, func(f *snapshot.File) error { hash = f.Hash; return nil })
+	return hash, err
 }
 
 // image returns the Image of a snapshot of the working copy (sync=log).
-func (w *workingCopy) image(ctx context.Context) (*snapshot.Image, error) {
+func (w *workingCopy) image(ctx context.Context) (im *snapshot.Image, err error) {
+	err = w.snapshot(ctx, func(f *snapshot.File) (err error) { im, err = snapshot.FileImage(f.Path()); return err })
+	return im, err
+}
+
+// snapshot takes a snapshot of the working copy, through a read-only
+// connection of its own, and hands it to use before removing it.
+func (w *workingCopy) snapshot(ctx context.Context, use func(*snapshot.File) error) error {
 	conn, err := (&sqlite3.SQLiteDriver{}).Open(snapshot.FileDSN(w.path, url.Values{"mode": {"ro"}}))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer conn.Close()
 	f, err := snapshot.Take(ctx, conn.(*sqlite3.SQLiteConn), filepath.Dir(w.path))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Remove()
-	return snapshot.FileImage(f.Path())
+	return use(f)
 }
 
 // check runs PRAGMA quick_check on the working copy: a copy recovered from
