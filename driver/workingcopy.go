@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -146,7 +147,7 @@ func (w *workingCopy) create() {
 // params, running pragmas ("NAME=VALUE") on it. It never creates the file:
 // a working copy deleted while open is an error, not a new empty database.
 func (w *workingCopy) open(params url.Values, pragmas []string) (driver.Conn, error) {
-	p := cloneValues(params)
+	p := maps.Clone(params)
 	p.Set("mode", "rw")
 	d := &sqlite3.SQLiteDriver{ConnectHook: func(conn *sqlite3.SQLiteConn) error {
 		if w.persist {
@@ -168,7 +169,7 @@ func (w *workingCopy) open(params url.Values, pragmas []string) (driver.Conn, er
 
 // openFlushConn returns the flush connection, which has no commit hook.
 func (w *workingCopy) openFlushConn() (*sqlite3.SQLiteConn, error) {
-	p := cloneValues(w.params)
+	p := maps.Clone(w.params)
 	p.Set("mode", "rw")
 	conn, err := (&sqlite3.SQLiteDriver{}).Open(snapshot.FileDSN(w.path, p))
 	if err != nil {
@@ -265,14 +266,6 @@ func removeStaleTempDirs(dir string, log *slog.Logger) {
 		}
 		l.Unlock()
 	}
-}
-
-func cloneValues(v url.Values) url.Values {
-	c := url.Values{}
-	for k, vs := range v {
-		c[k] = append([]string(nil), vs...)
-	}
-	return c
 }
 
 // dir is the working copy's directory, where snapshots are taken.

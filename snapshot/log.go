@@ -76,11 +76,17 @@ func pageSizeOf(f *os.File) (int, error) {
 	if _, err := f.ReadAt(b[:], 16); err != nil {
 		return 0, err
 	}
+	return headerPageSize(b[:]), nil
+}
+
+// headerPageSize decodes the page size field of a database header (bytes
+// 16–17, big-endian; 1 means 65536).
+func headerPageSize(b []byte) int {
 	ps := int(b[0])<<8 | int(b[1])
 	if ps == 1 {
 		ps = 65536
 	}
-	return ps, nil
+	return ps
 }
 
 // applyLog applies, in order, every delta after the base in f (size

@@ -245,10 +245,7 @@ func checkHeader(f *os.File, size int64) error {
 	if !bytes.Equal(h[:16], sqliteMagic) {
 		return errors.New("no SQLite header")
 	}
-	pageSize := int64(binary.BigEndian.Uint16(h[16:18]))
-	if pageSize == 1 {
-		pageSize = 65536
-	}
+	pageSize := int64(headerPageSize(h[16:18]))
 	if pageSize < 512 || pageSize&(pageSize-1) != 0 {
 		return fmt.Errorf("invalid page size %d", pageSize)
 	}
