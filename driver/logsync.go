@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -45,6 +44,9 @@ type logSync struct {
 	log          *slog.Logger
 	open         func() (*sqlite3.SQLiteConn, error) // a connection for the pin
 	writer       string
+	// rollback: the working copy is in a rollback-journal mode, with no
+	// WAL to capture from; every flush compares pages (diff).
+	rollback bool
 
 	pin     *sqlite3.SQLiteConn
 	im      *snapshot.Image // what the bucket holds: base + deltas up to seq; nil: unknown
@@ -104,8 +106,9 @@ func newLogSync(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger,
 	host, _ := os.Hostname()
 	l := &logSync{
 		b: b, key: cfg.Key, keepPrevious: cfg.KeepPrevious, tempDir: wc.dir(), walPath: wc.path + "-wal", log: log,
-		open:   func() (*sqlite3.SQLiteConn, error) { return wc.openFlushConn() },
-		writer: fmt.Sprintf("%s/%d", host, os.Getpid()),
+		open:     func() (*sqlite3.SQLiteConn, error) { return wc.openFlushConn() },
+		writer:   fmt.Sprintf("%s/%d", host, os.Getpid()),
+		rollback: cfg.sqliteParams().Get("_journal_mode") != "WAL",
 	}
 	switch {
 	case p.action == actKeep && kept != nil && !p.dirty && p.remote.Image != "":
@@ -150,20 +153,29 @@ func (l *logSync) ship(ctx context.Context, conn *sqlite3.SQLiteConn, remote rem
 			return out, err
 		}
 	}
+	if l.rollback {
+		// No WAL to read the changes from: compare pages.
+		return l.diff(ctx, conn, remote, pending, snapshot.WALPosition{}, out)
+	}
 	ch, version, err := l.capture(ctx, conn)
 	if err != nil {
 		return out, err
 	}
 	out.version = version
-	if l.im == nil || l.needBase {
+	switch {
+	case l.im == nil:
 		return l.base(ctx, remote, pending, ch.Next, out)
+	case l.needBase:
+		// The WAL lost track of what changed since the image the bucket
+		// holds: compare pages, from the pin.
+		return l.diff(ctx, l.pin, remote, pending, ch.Next, out)
 	}
 	compact := l.compactionDue()
 	if len(ch.Pages) == 0 {
 		l.pos = ch.Next
 		return out, nil // committed and undone, or only the pin moved
 	}
-	d, err := l.encode(ch)
+	d, err := l.encodePages(sortedPages(ch.Pages), ch.Commit, ch.Next)
 	if err != nil {
 		return out, err
 	}
@@ -183,6 +195,32 @@ func (l *logSync) ship(ctx context.Context, conn *sqlite3.SQLiteConn, remote rem
 		return res, nil
 	}
 	return out, nil
+}
+
+// begin pins the working copy's state before any other connection can
+// write to it, and records how far its WAL goes: from then on no
+// checkpoint can move a frame out of the WAL before a flush captured it,
+// and a WAL reset is seen as one. Without it, a checkpoint between
+// opening and the first flush (PRAGMA wal_checkpoint, or SQLite's own
+// when the last connection closes) would fold writes into the database
+// file where no capture looks, and the first flush would ship nothing.
+// The WAL's frames at this point are part of the state l.im describes (a
+// fresh restore has none; a kept working copy's are in its image). In a
+// rollback-journal mode it does nothing: every flush compares pages.
+func (l *logSync) begin(ctx context.Context, conn *sqlite3.SQLiteConn) error {
+	if l.rollback {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
+		return fmt.Errorf("wait for writers: %w", err)
+	}
+	defer conn.ExecContext(context.Background(), "ROLLBACK", nil)
+	ch, err := snapshot.ReadWAL(l.walPath, snapshot.WALPosition{})
+	if err != nil {
+		return fmt.Errorf("read the WAL: %w", err)
+	}
+	l.pos = ch.Next
+	return l.repin(ctx)
 }
 
 // capture reads the frames committed since the last flush, holding the
@@ -264,23 +302,16 @@ func (l *logSync) unpin() {
 	}
 }
 
-// encode makes the delta of ch.
-func (l *logSync) encode(ch *snapshot.WALChanges) (*pendingDelta, error) {
-	pages := make([]snapshot.Page, 0, len(ch.Pages))
-	for no, data := range ch.Pages {
-		if no == 1 {
-			data = snapshot.NormalizePage1(slices.Clone(data))
-		}
-		pages = append(pages, snapshot.Page{No: no, Data: data})
-	}
-	slices.SortFunc(pages, func(a, b snapshot.Page) int { return int(a.No) - int(b.No) })
+// encodePages makes the delta of pages (in order, page 1 normalized) and
+// the database size after them, commit, leading to WAL position pos.
+func (l *logSync) encodePages(pages []snapshot.Page, commit uint32, pos snapshot.WALPosition) (*pendingDelta, error) {
 	next := l.im.Clone()
-	post, err := next.Update(pages, ch.Commit)
+	post, err := next.Update(pages, commit)
 	if err != nil {
 		return nil, fmt.Errorf("apply the captured pages: %w", err)
 	}
 	d := &snapshot.Delta{
-		Seq: l.seq + 1, Base: l.baseSHA, BaseSeq: l.baseSeq, PageSize: uint32(l.im.PageSize), Commit: ch.Commit,
+		Seq: l.seq + 1, Base: l.baseSHA, BaseSeq: l.baseSeq, PageSize: uint32(l.im.PageSize), Commit: commit,
 		PreChecksum: l.im.Checksum, PostChecksum: post, Time: time.Now().UTC(), Writer: l.writer, Pages: pages,
 	}
 	var buf bytes.Buffer
@@ -288,7 +319,7 @@ func (l *logSync) encode(ch *snapshot.WALChanges) (*pendingDelta, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(buf.Bytes())
-	return &pendingDelta{seq: d.Seq, data: buf.Bytes(), sha: hex.EncodeToString(sum[:]), next: next, pos: ch.Next}, nil
+	return &pendingDelta{seq: d.Seq, data: buf.Bytes(), sha: hex.EncodeToString(sum[:]), next: next, pos: pos}, nil
 }
 
 // send uploads d, If-None-Match, and confirms it with one Stat; a failed

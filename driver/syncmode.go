@@ -17,8 +17,11 @@ const (
 	// flush, as one delta object beside KEY (KEY.log/SEQ), read straight
 	// from the working copy's WAL; KEY stays a complete SQLite file (the
 	// base), replaced by compaction once the deltas add up to half of it.
-	// A restore applies the deltas after the base. It needs the WAL
-	// journal mode. See docs/FORMAT.md.
+	// A restore applies the deltas after the base. In a rollback-journal
+	// mode (_journal_mode=DELETE, TRUNCATE or PERSIST) there is no WAL to
+	// read: each flush then finds the changed pages by comparing a
+	// snapshot with the image the bucket holds, which reads the whole
+	// database but still uploads only what changed. See docs/FORMAT.md.
 	SyncLog
 )
 
