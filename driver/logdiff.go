@@ -51,8 +51,8 @@ func (l *logSync) diff(ctx context.Context, src *sqlite3.SQLiteConn, remote remo
 	if err != nil {
 		return out, err
 	}
-	if d.next.Checksum != im.Checksum {
-		return out, fmt.Errorf("page diff: the changed pages give image checksum %s, the snapshot has %s", hexSum(d.next.Checksum), hexSum(im.Checksum))
+	if d.post != im.Checksum {
+		return out, fmt.Errorf("page diff: the changed pages give image checksum %s, the snapshot has %s", hexSum(d.post), hexSum(im.Checksum))
 	}
 	if int64(len(d.data))*compactRatio >= l.baseSize {
 		// As big as a compaction would make it: one base, not a delta

@@ -76,8 +76,12 @@ type pendingDelta struct {
 	seq  uint64
 	data []byte
 	sha  string
-	next *snapshot.Image
-	pos  snapshot.WALPosition
+	// pages and commit are its change, and post the image checksum
+	// after it: l.im takes them once the delta is confirmed.
+	pages  []snapshot.Page
+	commit uint32
+	post   uint64
+	pos    snapshot.WALPosition
 }
 
 // logCounts feed Stats.
@@ -305,8 +309,7 @@ func (l *logSync) unpin() {
 // encodePages makes the delta of pages (in order, page 1 normalized) and
 // the database size after them, commit, leading to WAL position pos.
 func (l *logSync) encodePages(pages []snapshot.Page, commit uint32, pos snapshot.WALPosition) (*pendingDelta, error) {
-	next := l.im.Clone()
-	post, err := next.Update(pages, commit)
+	post, err := l.im.Preview(pages, commit)
 	if err != nil {
 		return nil, fmt.Errorf("apply the captured pages: %w", err)
 	}
@@ -319,7 +322,7 @@ func (l *logSync) encodePages(pages []snapshot.Page, commit uint32, pos snapshot
 		return nil, err
 	}
 	sum := sha256.Sum256(buf.Bytes())
-	return &pendingDelta{seq: d.Seq, data: buf.Bytes(), sha: hex.EncodeToString(sum[:]), next: next, pos: pos}, nil
+	return &pendingDelta{seq: d.Seq, data: buf.Bytes(), sha: hex.EncodeToString(sum[:]), pages: pages, commit: commit, post: post, pos: pos}, nil
 }
 
 // send uploads d, If-None-Match, and confirms it with one Stat; a failed
@@ -355,7 +358,13 @@ func (l *logSync) send(ctx context.Context, d *pendingDelta, pending func(string
 			got.Size, got.Metadata[snapshot.MetaSHA256], len(d.data), d.sha)}
 	}
 	l.unsent = nil
-	l.im, l.seq, l.pos = d.next, d.seq, d.pos
+	l.seq, l.pos = d.seq, d.pos
+	if post, err := l.im.Update(d.pages, d.commit); err != nil || post != d.post {
+		// Preview worked it out from this very image, so this is a bug:
+		// the next flush writes a base rather than trust the image.
+		l.im, l.needBase = nil, true
+		l.log.Error("bucketsqlite: the log's image does not follow its delta; the next flush writes a base", "seq", d.seq, "err", err)
+	}
 	l.sinceBase += int64(len(d.data))
 	l.deltasSinceBase++
 	l.counts.deltas++
