@@ -20,6 +20,13 @@ import (
 // checked.
 const (
 	DefaultFlushInterval = time.Minute
+	// DefaultLogFlushInterval is the flush_interval of a DSN with
+	// sync=log that gives none. A flush of the log costs one small PUT
+	// (and a HEAD) when something changed and nothing when not, so
+	// changes can reach the bucket every second: at most a second of
+	// acknowledged writes is at risk, and replicas follow within about
+	// two.
+	DefaultLogFlushInterval = time.Second
 	DefaultFlushTimeout  = 10 * time.Minute
 	DefaultKeepPrevious  = true
 	DefaultJournalMode   = "WAL"
@@ -52,7 +59,9 @@ type Config struct {
 	Key string
 
 	// FlushInterval is how often changes are flushed in the background;
-	// 0 disables the loop (flush with Flush and on Close only).
+	// 0 disables the loop (flush with Flush and on Close only). NewConfig
+	// sets DefaultFlushInterval; ParseDSN sets DefaultLogFlushInterval
+	// instead for a DSN with sync=log and no flush_interval.
 	FlushInterval time.Duration
 	// FlushTimeout bounds each background and final flush; 0 means no
 	// bound.
@@ -204,6 +213,9 @@ func ParseDSN(dsn string) (*Config, error) {
 				return nil, err
 			}
 		}
+	}
+	if _, given := own["flush_interval"]; !given {
+		cfg.FlushInterval = cfg.Sync.defaultFlushInterval()
 	}
 	if err := cfg.normalize(); err != nil {
 		return nil, err

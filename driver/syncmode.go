@@ -3,6 +3,7 @@ package driver
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // SyncMode is how a flush ships the database to the bucket.
@@ -26,6 +27,15 @@ const (
 )
 
 var syncNames = []string{"full", "log"}
+
+// defaultFlushInterval is the flush_interval a DSN with this sync mode
+// gets when it gives none.
+func (m SyncMode) defaultFlushInterval() time.Duration {
+	if m == SyncLog {
+		return DefaultLogFlushInterval
+	}
+	return DefaultFlushInterval
+}
 
 // String returns the DSN spelling of m.
 func (m SyncMode) String() string {
