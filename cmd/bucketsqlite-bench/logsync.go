@@ -131,7 +131,12 @@ func (b *bench) logRows(ctx context.Context) ([]row, error) {
 	if err != nil {
 		return rows, err
 	}
-	return append(rows, steady), nil
+	rows = append(rows, steady)
+	pages, err := b.logPagesRow(ctx)
+	if err != nil {
+		return rows, err
+	}
+	return append(rows, pages), nil
 }
 
 // targetLogCommitRatio: commit p99 while flushing deltas every second, to
