@@ -27,10 +27,10 @@ const (
 	// acknowledged writes is at risk, and replicas follow within about
 	// two.
 	DefaultLogFlushInterval = time.Second
-	DefaultFlushTimeout  = 10 * time.Minute
-	DefaultKeepPrevious  = true
-	DefaultJournalMode   = "WAL"
-	DefaultBusyTimeout   = 5000 // milliseconds
+	DefaultFlushTimeout     = 10 * time.Minute
+	DefaultKeepPrevious     = true
+	DefaultJournalMode      = "WAL"
+	DefaultBusyTimeout      = 5000 // milliseconds
 	// DefaultLocalSynchronous is the _synchronous setting of a persistent
 	// working copy (local=): every commit is on disk before it returns,
 	// so a power loss keeps it too. A temporary working copy keeps

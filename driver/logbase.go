@@ -50,6 +50,7 @@ func (l *logSync) publishBase(ctx context.Context, f *snapshot.File, im *snapsho
 	oldBaseSeq := l.baseSeq
 	l.im, l.baseSHA, l.baseSeq, l.pos, l.needBase = im, f.Hash, l.seq, pos, false
 	l.baseSize, l.sinceBase, l.deltasSinceBase = f.Size, 0, 0
+	l.recorded(nil)
 	if compacted {
 		l.counts.compactions++
 		l.deleteThrough(ctx, oldBaseSeq)

@@ -3,7 +3,9 @@
 package driver_test
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -108,6 +110,64 @@ func TestLogRollbackJournal(t *testing.T) {
 			}
 			if st, _ := driver.GetStats(db); st.Deltas != 1 {
 				t.Fatalf("after a restart: stats %+v; want one delta", st)
+			}
+		})
+	}
+}
+
+// A persistent working copy that restarts ahead of the bucket (here after
+// a final flush that failed) ships what the bucket lacks as one delta,
+// found page by page against the page checksums kept beside it, not as a
+// new base; with those checksums damaged or gone it uploads a base, as
+// before. Either way the bucket ends with every row.
+func TestLogLocalAheadShipsDelta(t *testing.T) {
+	for _, damage := range []string{"none", "flipped", "removed"} {
+		t.Run(damage, func(t *testing.T) {
+			inner := bucket.NewMemory()
+			local := filepath.Join(t.TempDir(), "work.db")
+			fb := faulty.New(inner)
+			db := openLogLocal(t, fb, local)
+			mustExec(t, db, "CREATE TABLE t(x INTEGER PRIMARY KEY, v TEXT)")
+			mustExec(t, db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 2000) "+
+				"INSERT INTO t(v) SELECT printf('%d-%s', i, hex(randomblob(40))) FROM n")
+			mustFlush(t, db)
+			mustExec(t, db, "UPDATE t SET v = 'ahead' WHERE x = 1000")
+			fb.Inject(faulty.Upload, faulty.Every, faulty.Fail(errors.New("injected outage")))
+			if err := db.Close(); err == nil {
+				t.Fatal("Close succeeded with every upload failing")
+			}
+			sums := local + "-bucketsqlite.sums"
+			switch damage {
+			case "flipped":
+				data, err := os.ReadFile(sums)
+				if err != nil {
+					t.Fatal(err)
+				}
+				data[len(data)/2] ^= 1
+				if err := os.WriteFile(sums, data, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			case "removed":
+				if err := os.Remove(sums); err != nil {
+					t.Fatal(err)
+				}
+			}
+			db = openLogLocal(t, faulty.New(inner), local)
+			defer db.Close()
+			res := mustFlush(t, db)
+			if want := damage == "none"; !res.Uploaded || (res.BytesWritten < 64<<10) != want {
+				t.Fatalf("the first flush after restarting ahead: %+v; want a small delta: %v", res, want)
+			}
+			if got, _ := restoredRows(t, inner, "app.db"); got != dumpT(t, db) {
+				t.Fatal("the restored database differs from the working copy")
+			}
+			// And the log goes on.
+			mustExec(t, db, "UPDATE t SET v = 'after' WHERE x = 5")
+			if res := mustFlush(t, db); res.BytesWritten > 64<<10 {
+				t.Fatalf("the next flush: %+v; want a small delta", res)
+			}
+			if got, _ := restoredRows(t, inner, "app.db"); got != dumpT(t, db) {
+				t.Fatal("the restored database differs from the working copy")
 			}
 		})
 	}

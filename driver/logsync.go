@@ -47,6 +47,9 @@ type logSync struct {
 	// rollback: the working copy is in a rollback-journal mode, with no
 	// WAL to capture from; every flush compares pages (diff).
 	rollback bool
+	// sums keeps the page checksums of l.im beside a persistent working
+	// copy; nil for a temporary one.
+	sums *pageSums
 
 	pin     *sqlite3.SQLiteConn
 	im      *snapshot.Image // what the bucket holds: base + deltas up to seq; nil: unknown
@@ -122,8 +125,14 @@ func newLogSync(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger,
 		l.baseSize = int64(kept.Pages()) * int64(kept.PageSize)
 	case p.action == actKeep:
 		// A persistent working copy ahead of the log (or of a plain
-		// snapshot): its first flush is a base that includes p.remote.Seq.
+		// snapshot): its first flush ships what the working copy has and
+		// the bucket lacks, found page by page against the page
+		// checksums kept beside it when they are those of the state the
+		// bucket holds, or else as a base that includes p.remote.Seq.
 		l.needBase, l.seq, l.baseSeq, l.baseSHA = true, p.remote.Seq, p.remote.BaseSeq, p.remote.SHA256
+		if im := loadSums(wc.path, p.remote.Image); im != nil && wc.persist {
+			l.im, l.baseSize = im, int64(im.Pages())*int64(im.PageSize)
+		}
 	case !restored.Found:
 		l.needBase = true // a new database: its first flush is a base
 	case !restored.Log || restored.Image == nil:
@@ -137,6 +146,9 @@ func newLogSync(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger,
 		l.baseSize, l.sinceBase, l.deltasSinceBase = restored.Size, restored.DeltaBytes, restored.Deltas
 	}
 	l.counts.seq = l.seq
+	if wc.persist {
+		l.sums = &pageSums{path: sumsPath(wc.path)}
+	}
 	return l
 }
 
@@ -224,6 +236,9 @@ func (l *logSync) begin(ctx context.Context, conn *sqlite3.SQLiteConn) error {
 		return fmt.Errorf("read the WAL: %w", err)
 	}
 	l.pos = ch.Next
+	if !l.needBase {
+		l.recorded(nil)
+	}
 	return l.repin(ctx)
 }
 
@@ -365,6 +380,7 @@ func (l *logSync) send(ctx context.Context, d *pendingDelta, pending func(string
 		l.im, l.needBase = nil, true
 		l.log.Error("bucketsqlite: the log's image does not follow its delta; the next flush writes a base", "seq", d.seq, "err", err)
 	}
+	l.recorded(d.pages)
 	l.sinceBase += int64(len(d.data))
 	l.deltasSinceBase++
 	l.counts.deltas++
@@ -385,6 +401,7 @@ func (l *logSync) stats(st *Stats) {
 
 // close ends the pin.
 func (l *logSync) close() {
+	l.sums.close()
 	if l.pin != nil {
 		l.unpin()
 		l.pin.Close()
