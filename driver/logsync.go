@@ -62,6 +62,11 @@ type logSync struct {
 	// again, byte for byte, before anything else, so that one that landed
 	// all the same is recognised.
 	unsent *pendingDelta
+	// unconfirmed are the hashes of the latest bases whose upload
+	// failed in a compaction, which the flush reports as a success: one
+	// may have landed all the same, and a later Publish must recognise
+	// it as this writer's, not another's.
+	unconfirmed []string
 
 	baseSize, sinceBase int64 // bytes of the base, and of the deltas since
 	deltasSinceBase     int
