@@ -38,6 +38,9 @@ type remoteFacts struct {
 	Found bool
 	// ETag and SHA256 describe that object (SHA256 from its metadata).
 	ETag, SHA256 string
+	// Seq is the sequence the object records as a base of a delta log
+	// (its seq metadata), 0 when none.
+	Seq uint64
 	// LogNext is the SHA-256 (metadata) of the delta after the sequence
 	// the sync record holds, "" when there is none (sync=log): set, the
 	// bucket moved on even if the base's ETag did not.
@@ -154,7 +157,9 @@ func reconcile(bucketName, key string, l localFacts, r remoteFacts) plan {
 		// copy holds all of it and maybe more; the hash stays unknown so
 		// the next flush uploads even an identical snapshot over one a
 		// faulty backend might have torn.
-		return keepChecked(l, remoteState{ETag: r.ETag},
+		// With a log, the base records the sequence it includes: the
+		// log goes on after it, never from a sequence its deltas hold.
+		return keepChecked(l, remoteState{ETag: r.ETag, Seq: r.Seq, BaseSeq: r.Seq},
 			"the bucket holds an upload of this working copy that was never confirmed; keeping the working copy and flushing it")
 	case rec.Dirty:
 		return refuse(fmt.Errorf("%w: the working copy holds writes that were never flushed, and the snapshot changed since "+

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/buckethead/bucketsqlite/bucket"
@@ -144,5 +145,6 @@ func (c *database) stat(ctx context.Context) (remoteFacts, error) {
 	case err != nil:
 		return remoteFacts{}, err
 	}
-	return remoteFacts{Known: true, Found: true, ETag: attrs.ETag, SHA256: attrs.Metadata[snapshot.MetaSHA256]}, nil
+	seq, _ := strconv.ParseUint(attrs.Metadata[snapshot.MetaSeq], 10, 64)
+	return remoteFacts{Known: true, Found: true, ETag: attrs.ETag, SHA256: attrs.Metadata[snapshot.MetaSHA256], Seq: seq}, nil
 }
