@@ -286,5 +286,10 @@ func logCrashCompaction(t *testing.T, tg target, p stopPoint, local bool) {
 		t.Fatalf("after Close the bucket restores %d rows, the writer had %d", got, n)
 	}
 	checkLog(t, b, "app.db", st.Seq)
+	// What the killed compaction left is deleted by a later one: at most
+	// the deltas of the current base and of the one before remain.
+	if seqs := logKeys(t, b, "app.db"); len(seqs) > 2*(logCompactDeltas+1) || !contiguous(seqs) {
+		t.Fatalf("%d deltas in the bucket: compacted deltas are left behind: %v", len(seqs), seqs)
+	}
 	t.Logf("the new writer: %d rows, %d compactions, seq %d, log %v", n, st.Compactions-st0.Compactions, st.Seq, logKeys(t, b, "app.db"))
 }

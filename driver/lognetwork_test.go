@@ -323,6 +323,11 @@ func logNetworkCut(t *testing.T, cut logCut) {
 	if l := strings.ToLower(logs.String()); strings.Contains(l, "conflict") {
 		t.Fatalf("the writer reported a conflict with itself:\n%s", logs.String())
 	}
+	// The deletion after a compaction catches up with what a cut one
+	// left: at most the deltas of the current base and the one before.
+	if seqs := logKeys(t, p.direct, "app.db"); len(seqs) > 2*(3+1) || !contiguous(seqs) {
+		t.Fatalf("%d deltas in the bucket after %d compactions: compacted deltas are left behind: %v", len(seqs), st.Compactions, seqs)
+	}
 	if err := db.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -341,4 +346,14 @@ func warnings(logs string) string {
 		}
 	}
 	return b.String()
+}
+
+// contiguous reports whether seqs (ascending) are consecutive numbers.
+func contiguous(seqs []uint64) bool {
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			return false
+		}
+	}
+	return true
 }
