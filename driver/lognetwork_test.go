@@ -227,19 +227,32 @@ func logNetworkCut(t *testing.T, cut logCut) {
 		fired  bool
 		cutErr error
 	)
+	written := map[string]int{} // delta uploads that landed, by key
 	hb := &hookBucket{Bucket: sb, around: func(op faulty.Op, key string) func(error) {
 		mu.Lock()
 		defer mu.Unlock()
+		count := func(err error) {
+			if op == faulty.Upload && isDeltaKey(key) && err == nil {
+				mu.Lock()
+				written[key]++
+				mu.Unlock()
+			}
+		}
 		if op != cut.op || !cut.key(key) || fired {
-			return nil
+			return count
 		}
 		if seen++; seen != cut.count {
-			return nil
+			return count
 		}
 		fired = true
 		p.proxy.Cut(cut.dir, cut.after, netproxy.Forever)
 		return func(err error) {
 			p.proxy.Heal()
+			if cut.landed {
+				count(nil) // the server stored it, whatever the client heard
+			} else {
+				count(err)
+			}
 			mu.Lock()
 			cutErr = err
 			mu.Unlock()
@@ -325,6 +338,16 @@ func logNetworkCut(t *testing.T, cut logCut) {
 	if l := strings.ToLower(logs.String()); strings.Contains(l, "conflict") {
 		t.Fatalf("the writer reported a conflict with itself:\n%s", logs.String())
 	}
+	mu.Lock()
+	for k, n := range written {
+		if n > 1 {
+			t.Errorf("%s was written %d times", k, n)
+		}
+	}
+	if len(written) != int(st.Seq) {
+		t.Errorf("%d deltas written for %d sequences", len(written), st.Seq)
+	}
+	mu.Unlock()
 	// The deletion after a compaction catches up with what a cut one
 	// left: at most the deltas of the current base and the one before.
 	if seqs := logKeys(t, p.direct, "app.db"); len(seqs) > 2*(3+1) || !contiguous(seqs) {
