@@ -11,7 +11,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -383,52 +382,79 @@ func contiguous(seqs []uint64) bool {
 	return true
 }
 
-// A compaction whose base landed with its response lost, then writes a
-// restart must keep (the working copy is dirty): the bucket moved on only
-// by this writer's own base. Known to fail: the record of the base's
-// hash is dropped by the flush that reports the compaction's failure, so
-// the restart takes the base for another writer's and refuses with
-// ErrDiverged (both sides kept, nothing lost).
+// A compaction whose base landed with its response lost, then writes: a
+// restart must keep the dirty working copy and flush it, since the bucket
+// moved on only by this writer's own base (and deltas after it, one of
+// them perhaps unconfirmed), not report ErrDiverged; the bucket must then
+// restore to the working copy, its log going on after every delta there.
 func TestLogLocalRestartAfterUnconfirmedCompaction(t *testing.T) {
-	if os.Getenv("BUCKETSQLITE_KNOWN_BUGS") == "" {
-		t.Skip("known false ErrDiverged; set BUCKETSQLITE_KNOWN_BUGS=1 to run")
-	}
 	defer driver.SetLogPolicy(1<<30, 3, 16<<20)()
-	inner := bucket.NewMemory()
-	local := filepath.Join(t.TempDir(), "work.db")
-	fb := faulty.New(inner)
-	db := openLogLocal(t, fb, local)
-	mustExec(t, db, "CREATE TABLE t(x)")
-	mustFlush(t, db)
-	var rule *faulty.Rule
-	for i := range 4 {
-		mustExec(t, db, "INSERT INTO t VALUES (?)", i)
-		if i == 3 {
-			rule = fb.Inject(faulty.Upload, 2, faulty.FailAfter(nil)) // the compaction's base, after the delta
-		}
-		mustFlush(t, db)
-	}
-	if rule.Fired() != 1 {
-		t.Fatal("the compaction's base upload was not hit")
-	}
-	mustExec(t, db, "INSERT INTO t VALUES (99)")
-	want := dumpT(t, db)
-	fb.Inject(faulty.Upload, faulty.Every, faulty.Fail(errors.New("injected outage")))
-	if err := db.Close(); err == nil {
-		t.Fatal("Close succeeded with every upload failing")
-	}
-	db = openLogLocal(t, faulty.New(inner), local)
-	defer db.Close()
-	if err := db.Ping(); err != nil {
-		t.Fatalf("restart after an unconfirmed compaction of its own: %v", err)
-	}
-	if got := dumpT(t, db); got != want {
-		t.Fatal("the working copy lost rows")
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := restoredRows(t, inner, "app.db"); got != want {
-		t.Fatal("the bucket lacks rows after Close")
+	for _, tc := range []struct {
+		name       string
+		deltas     int  // flushes after the compaction, its base never confirmed
+		lastLanded bool // the failed final flush's delta landed
+	}{
+		{"at once", 0, false},
+		{"after deltas", 2, false},
+		{"after deltas, last one unconfirmed", 2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inner := bucket.NewMemory()
+			local := filepath.Join(t.TempDir(), "work.db")
+			fb := faulty.New(inner)
+			db := openLogLocal(t, fb, local)
+			mustExec(t, db, "CREATE TABLE t(x)")
+			mustFlush(t, db)
+			var rule *faulty.Rule
+			for i := range 4 {
+				mustExec(t, db, "INSERT INTO t VALUES (?)", i)
+				if i == 3 {
+					rule = fb.Inject(faulty.Upload, 2, faulty.FailAfter(nil)) // the compaction's base, after its delta
+				}
+				mustFlush(t, db)
+			}
+			if rule.Fired() != 1 {
+				t.Fatal("the compaction's base upload was not hit")
+			}
+			// Later compactions fail without landing: the landed base
+			// stays unconfirmed while deltas follow it.
+			fb.InjectFunc(faulty.Upload, func(_ int, key string) (faulty.Fault, bool) {
+				return faulty.Fail(nil), key == "app.db"
+			})
+			for i := range tc.deltas {
+				mustExec(t, db, "INSERT INTO t VALUES (?)", 10+i)
+				mustFlush(t, db)
+			}
+			mustExec(t, db, "INSERT INTO t VALUES (99)")
+			want := dumpT(t, db)
+			fail := faulty.Fail(errors.New("injected outage"))
+			if tc.lastLanded {
+				fail = faulty.FailAfter(nil)
+			}
+			fb.Inject(faulty.Upload, faulty.Every, fail)
+			if err := db.Close(); err == nil {
+				t.Fatal("Close succeeded with every upload failing")
+			}
+			t.Logf("log before the restart: %v", logKeys(t, inner, "app.db"))
+			db = openLogLocal(t, faulty.New(inner), local)
+			defer db.Close()
+			if err := db.Ping(); err != nil {
+				t.Fatalf("restart after an unconfirmed compaction of its own: %v", err)
+			}
+			if got := dumpT(t, db); got != want {
+				t.Fatal("the working copy lost rows")
+			}
+			mustExec(t, db, "INSERT INTO t VALUES (100)")
+			mustFlush(t, db)
+			mustExec(t, db, "INSERT INTO t VALUES (101)")
+			want = dumpT(t, db)
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := restoredRows(t, inner, "app.db"); got != want {
+				t.Fatal("the bucket lacks rows after Close")
+			}
+			t.Logf("log after: %v", logKeys(t, inner, "app.db"))
+		})
 	}
 }

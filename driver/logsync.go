@@ -140,7 +140,7 @@ func newLogSync(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger,
 
 func (l *logSync) flush(ctx context.Context, conn *sqlite3.SQLiteConn, remote remoteState, pending func(string) error) (shipped, error) {
 	out, err := l.ship(ctx, conn, remote, pending)
-	out.seq, out.baseSeq = l.seq, l.baseSeq
+	out.seq, out.baseSeq, out.pending = l.seq, l.baseSeq, slices.Clone(l.unconfirmed)
 	if l.im != nil && !l.needBase {
 		out.image = hexSum(l.im.Checksum)
 	}

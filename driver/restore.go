@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -32,7 +33,8 @@ func (c *database) restore(ctx context.Context) error {
 		switch p.need {
 		case needStat:
 			r, err = c.stat(ctx)
-			if rec := l.Record; err == nil && rec != nil && r.Found && r.ETag == rec.ETag && c.cfg.Sync == SyncLog {
+			if rec := l.Record; err == nil && rec != nil && r.Found && c.cfg.Sync == SyncLog &&
+				(r.ETag == rec.ETag || slices.Contains(rec.Pending, r.SHA256)) {
 				r.LogNext, err = c.logNext(ctx, rec.Seq)
 			}
 		case needProof:
