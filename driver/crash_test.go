@@ -32,9 +32,18 @@ import (
 //	COMMIT n     a commit returned: the database has rows 0..n-1
 //	FLUSHING n   a flush of rows 0..n-1 starts (nothing else writes)
 //	ACK n        that flush returned nil
+//	COMPACTED c  with sync=log, c compactions so far (after an ACK that made one)
+//
+// With BUCKETSQLITE_TEST_COMPACT_DELTAS set, sync=log compacts after that
+// many deltas.
 func crashMain(args []string) int {
 	dsn, mode := args[0], args[1]
 	say := func(format string, args ...any) { os.Stdout.WriteString(fmt.Sprintf(format, args...) + "\n") }
+	if err := childLogPolicy(); err != nil {
+		say("ERROR %v", err)
+		return 2
+	}
+	var compactions int64
 	db, err := sql.Open("bucketsqlite", dsn)
 	if err != nil {
 		say("ERROR open: %v", err)
@@ -82,6 +91,10 @@ func crashMain(args []string) int {
 				return 2
 			}
 			say("ACK %d", n)
+			if st, err := driver.GetStats(db); err == nil && st.Compactions > compactions {
+				compactions = st.Compactions
+				say("COMPACTED %d", compactions)
+			}
 		}
 	}
 }
@@ -93,6 +106,7 @@ type childLog struct {
 	lastAck          int // -1 if none
 	flushing         []int
 	errors           []string
+	compactions      int64 // the last COMPACTED
 	lines            int
 	firstReadyAtLine int
 }
@@ -114,6 +128,8 @@ func parseChild(out []string) childLog {
 			l.lastAck = n
 		case "ERROR":
 			l.errors = append(l.errors, line)
+		case "COMPACTED":
+			l.compactions = int64(n)
 		}
 	}
 	return l
@@ -214,7 +230,9 @@ func TestCrashFlushLoop(t *testing.T) {
 // kill lands in the capture, the delta upload, a compaction or a restore
 // applying deltas.
 func crashFlushLoop(t *testing.T, rng *rand.Rand, mode string) {
+	logCompactions(t, mode)
 	forEachTarget(t, func(t *testing.T, tg target) {
+		var compactions int64
 		n := kills(10, 200)
 		if tg.name == "s3" {
 			n = kills(5, 50)
@@ -231,7 +249,8 @@ func crashFlushLoop(t *testing.T, rng *rand.Rand, mode string) {
 			if l.lastAck > acked {
 				acked = l.lastAck
 			}
-			t.Logf("kill %d: ready %d, last ack %d, flushing %v, bucket %d", i, l.ready, l.lastAck, tail(l.flushing, 3), got)
+			compactions += l.compactions
+			t.Logf("kill %d: ready %d, last ack %d, flushing %v, bucket %d, compactions %d", i, l.ready, l.lastAck, tail(l.flushing, 3), got, l.compactions)
 			switch {
 			case got < acked:
 				t.Fatalf("kill %d: the bucket holds %d rows, older than the acknowledged flush of %d", i, got, acked)
@@ -242,6 +261,9 @@ func crashFlushLoop(t *testing.T, rng *rand.Rand, mode string) {
 		}
 		if acked <= 0 {
 			t.Fatalf("no flush was ever acknowledged in %d runs: the test proved nothing", n)
+		}
+		if mode == "log" {
+			t.Logf("%d compactions in %d runs", compactions, n)
 		}
 		if ents, _ := os.ReadDir(tmp); len(ents) > n {
 			t.Logf("%d working directories left by killed children (expected: a kill leaves its temp dir)", len(ents))
@@ -264,7 +286,9 @@ func TestCrashLocalLoop(t *testing.T) {
 
 // crashLocalLoop is TestCrashLocalLoop with sync=mode.
 func crashLocalLoop(t *testing.T, rng *rand.Rand, mode string) {
+	logCompactions(t, mode)
 	forEachTarget(t, func(t *testing.T, tg target) {
+		var compactions int64
 		n := kills(10, 200)
 		if tg.name == "s3" {
 			n = kills(5, 50)
@@ -294,7 +318,8 @@ func crashLocalLoop(t *testing.T, rng *rand.Rand, mode string) {
 				t.Fatalf("kill %d: reopening the working copy: %v", i, err)
 			}
 			have := contiguousRows(t, db)
-			t.Logf("kill %d: last commit %d, last ack %d, bucket %d, working copy %d", i, l.lastCommit, l.lastAck, got, have)
+			compactions += l.compactions
+			t.Logf("kill %d: last commit %d, last ack %d, bucket %d, working copy %d, compactions %d", i, l.lastCommit, l.lastAck, got, have, l.compactions)
 			if have < committed {
 				t.Fatalf("kill %d: the working copy has %d rows; the child acknowledged %d", i, have, committed)
 			}
@@ -312,7 +337,20 @@ func crashLocalLoop(t *testing.T, rng *rand.Rand, mode string) {
 		if committed <= 0 {
 			t.Fatal("nothing was ever committed: the test proved nothing")
 		}
+		if mode == "log" {
+			t.Logf("%d compactions in %d runs", compactions, n)
+		}
 	})
+}
+
+// logCompactions makes sync=log compact every few flushes, in this process
+// and in the crash children, so that kills land in compactions too.
+func logCompactions(t *testing.T, mode string) {
+	if mode != "log" {
+		return
+	}
+	t.Setenv(envCompactDeltas, strconv.Itoa(logCompactDeltas))
+	t.Cleanup(driver.SetLogPolicy(1<<30, logCompactDeltas, 16<<20))
 }
 
 func tail(s []int, n int) []int {

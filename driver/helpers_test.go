@@ -26,9 +26,10 @@ var ctx = context.Background()
 // killed, or to write beside the test's own process.
 func TestMain(m *testing.M) {
 	childproc.Main(m, map[string]func([]string) int{
-		"script": scriptMain,
-		"writer": writerMain,
-		"crash":  crashMain,
+		"script":   scriptMain,
+		"writer":   writerMain,
+		"crash":    crashMain,
+		"logcrash": logCrashMain,
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -38,14 +39,16 @@ func (l *logSync) publishBase(ctx context.Context, f *snapshot.File, im *snapsho
 		return out, &snapshot.Error{Op: "flush", Key: l.key, Err: err}
 	}
 	res, err := snapshot.Publish(ctx, f, l.b, l.key, snapshot.FlushOptions{
-		KeepPrevious: l.keepPrevious, IfMatch: remote.ETag, Unconfirmed: remote.Pending, PrevETag: remote.PrevETag,
-		Log: true, Seq: l.seq,
+		KeepPrevious: l.keepPrevious, IfMatch: remote.ETag, Unconfirmed: append(slices.Clone(remote.Pending), l.unconfirmed...),
+		PrevETag: remote.PrevETag, Log: true, Seq: l.seq,
 	})
 	out.result.PrevETag = res.PrevETag
 	if err != nil {
 		out.result.SnapshotHash = f.Hash
+		l.unconfirmed = append(l.unconfirmed[max(0, len(l.unconfirmed)-7):], f.Hash)
 		return out, err
 	}
+	l.unconfirmed = nil
 	compacted := l.im != nil
 	oldBaseSeq := l.baseSeq
 	l.im, l.baseSHA, l.baseSeq, l.pos, l.needBase = im, f.Hash, l.seq, pos, false

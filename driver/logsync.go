@@ -67,6 +67,11 @@ type logSync struct {
 	// again, byte for byte, before anything else, so that one that landed
 	// all the same is recognised.
 	unsent *pendingDelta
+	// unconfirmed are the hashes of the latest bases whose upload
+	// failed in a compaction, which the flush reports as a success: one
+	// may have landed all the same, and a later Publish must recognise
+	// it as this writer's, not another's.
+	unconfirmed []string
 
 	baseSize, sinceBase int64 // bytes of the base, and of the deltas since
 	deltasSinceBase     int
@@ -154,7 +159,7 @@ func newLogSync(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger,
 
 func (l *logSync) flush(ctx context.Context, conn *sqlite3.SQLiteConn, remote remoteState, pending func(string) error) (shipped, error) {
 	out, err := l.ship(ctx, conn, remote, pending)
-	out.seq, out.baseSeq = l.seq, l.baseSeq
+	out.seq, out.baseSeq, out.pending = l.seq, l.baseSeq, slices.Clone(l.unconfirmed)
 	if l.im != nil && !l.needBase {
 		out.image = hexSum(l.im.Checksum)
 	}

@@ -38,6 +38,9 @@ type remoteFacts struct {
 	Found bool
 	// ETag and SHA256 describe that object (SHA256 from its metadata).
 	ETag, SHA256 string
+	// Seq is the sequence the object records as a base of a delta log
+	// (its seq metadata), 0 when none.
+	Seq uint64
 	// LogNext is the SHA-256 (metadata) of the delta after the sequence
 	// the sync record holds, "" when there is none (sync=log): set, the
 	// bucket moved on even if the base's ETag did not.
@@ -114,7 +117,11 @@ func reconcile(bucketName, key string, l localFacts, r remoteFacts) plan {
 	if rec == nil {
 		return reconcileUnknown(l, r)
 	}
-	ownUpload := r.Found && r.SHA256 != "" && slices.Contains(rec.Pending, r.SHA256) && r.LogNext == ""
+	// A base of this working copy's that replaced the one it recorded
+	// may have deltas of its own after it (a compaction whose base
+	// landed unconfirmed, and the flushes after it).
+	ownLog := r.LogNext == "" || (r.ETag != rec.ETag && slices.Contains(rec.Pending, r.LogNext))
+	ownUpload := r.Found && r.SHA256 != "" && slices.Contains(rec.Pending, r.SHA256) && ownLog
 	ownDelta := r.Found && r.ETag == rec.ETag && r.LogNext != "" && slices.Contains(rec.Pending, r.LogNext)
 	switch {
 	case !r.Found:
@@ -154,7 +161,14 @@ func reconcile(bucketName, key string, l localFacts, r remoteFacts) plan {
 		// copy holds all of it and maybe more; the hash stays unknown so
 		// the next flush uploads even an identical snapshot over one a
 		// faulty backend might have torn.
-		return keepChecked(l, remoteState{ETag: r.ETag},
+		// With a log, the base records the sequence it includes, and
+		// this writer's deltas may follow it: the log goes on after both,
+		// never from a sequence a delta holds.
+		seq := max(r.Seq, rec.Seq)
+		if r.LogNext != "" {
+			seq = max(seq, rec.Seq+1)
+		}
+		return keepChecked(l, remoteState{ETag: r.ETag, Seq: seq, BaseSeq: r.Seq},
 			"the bucket holds an upload of this working copy that was never confirmed; keeping the working copy and flushing it")
 	case rec.Dirty:
 		return refuse(fmt.Errorf("%w: the working copy holds writes that were never flushed, and the snapshot changed since "+

@@ -155,3 +155,44 @@ func TestReconcileTerminates(t *testing.T) {
 		}
 	}
 }
+
+// A working copy that finds a base of its own at the key (sync=log) goes
+// on after the last of its deltas in the bucket: the base's sequence, the
+// one it recorded, or its unconfirmed delta after that; another writer's
+// delta after it is not its own.
+func TestReconcileOwnBaseSequence(t *testing.T) {
+	const bkt, key = "mem://b", "app.db"
+	rec := func(seq uint64, dirty bool, pending ...string) *syncState {
+		return &syncState{Bucket: bkt, Key: key, ETag: "e1", SHA256: "h1", Seq: seq, Dirty: dirty, Pending: pending}
+	}
+	base := func(seq uint64, next string) remoteFacts {
+		return remoteFacts{Known: true, Found: true, ETag: "e2", SHA256: "h2", Seq: seq, LogNext: next}
+	}
+	for _, tc := range []struct {
+		name     string
+		rec      *syncState
+		remote   remoteFacts
+		keep     bool
+		seq      uint64
+		diverged bool
+	}{
+		{"killed in its compaction", rec(7, true, "d8", "h2"), base(8, "d8"), true, 8, false},
+		{"deltas confirmed after it", rec(10, true, "h2"), base(8, ""), true, 10, false},
+		{"an unconfirmed delta after those", rec(10, true, "h2", "d11"), base(8, "d11"), true, 11, false},
+		{"clean, deltas confirmed after it", rec(10, false, "h2"), base(8, ""), true, 10, false},
+		{"another writer's delta after it", rec(10, true, "h2"), base(8, "x11"), false, 0, true},
+		{"a plain snapshot of its own", rec(0, true, "h2"), base(0, ""), true, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := reconcile(bkt, key, localFacts{Exists: true, Record: tc.rec, Checked: true, Hash: "h0"}, tc.remote)
+			switch {
+			case tc.diverged:
+				if got.action != actRefuse || !errors.Is(got.err, ErrDiverged) {
+					t.Fatalf("got %+v, want ErrDiverged", got)
+				}
+			case got.action != actKeep || !got.dirty || got.remote.ETag != "e2" || got.remote.Seq != tc.seq || got.remote.BaseSeq != tc.remote.Seq:
+				t.Fatalf("got %+v, want the working copy kept and flushed, at sequence %d after a base at %d", got, tc.seq, tc.remote.Seq)
+			}
+		})
+	}
+}

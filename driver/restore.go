@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/buckethead/bucketsqlite/bucket"
@@ -31,7 +33,8 @@ func (c *database) restore(ctx context.Context) error {
 		switch p.need {
 		case needStat:
 			r, err = c.stat(ctx)
-			if rec := l.Record; err == nil && rec != nil && r.Found && r.ETag == rec.ETag && c.cfg.Sync == SyncLog {
+			if rec := l.Record; err == nil && rec != nil && r.Found && c.cfg.Sync == SyncLog &&
+				(r.ETag == rec.ETag || slices.Contains(rec.Pending, r.SHA256)) {
 				r.LogNext, err = c.logNext(ctx, rec.Seq)
 			}
 		case needProof:
@@ -150,5 +153,6 @@ func (c *database) stat(ctx context.Context) (remoteFacts, error) {
 	case err != nil:
 		return remoteFacts{}, err
 	}
-	return remoteFacts{Known: true, Found: true, ETag: attrs.ETag, SHA256: attrs.Metadata[snapshot.MetaSHA256]}, nil
+	seq, _ := strconv.ParseUint(attrs.Metadata[snapshot.MetaSeq], 10, 64)
+	return remoteFacts{Known: true, Found: true, ETag: attrs.ETag, SHA256: attrs.Metadata[snapshot.MetaSHA256], Seq: seq}, nil
 }

@@ -63,6 +63,10 @@ type shipped struct {
 	// image checksum (hex) of the state the bucket now holds.
 	seq, baseSeq uint64
 	image        string
+	// pending are the hashes of uploads that may have landed although
+	// the flush succeeded (a failed compaction's base): the record keeps
+	// them, so that a restart knows that base for its own.
+	pending []string
 }
 
 func newSyncer(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger, probe bool) *syncer {
@@ -148,7 +152,7 @@ func (s *syncer) flush(ctx context.Context, why string) (FlushResult, error) {
 	res := out.result
 	s.mu.Lock()
 	s.remote = remoteState{ETag: res.ETag, SHA256: res.SnapshotHash, PrevETag: res.PrevETag,
-		Seq: out.seq, BaseSeq: out.baseSeq, Image: out.image}
+		Seq: out.seq, BaseSeq: out.baseSeq, Image: out.image, Pending: out.pending}
 	s.version, s.mustFlush = out.version, false
 	s.stats.LastFlush, s.stats.LastError = time.Now(), nil
 	if res.Uploaded {
