@@ -174,7 +174,15 @@ func soak(t *testing.T, write, read bucket.Bucket, fb *faulty.Bucket, rng *rand.
 		}
 	})
 
+	// Run for soakFor, and then until the soak has done enough to prove
+	// something (on a loaded machine a few seconds may hold only a
+	// handful of flushes): a safety net bounds it, not a timing.
 	time.Sleep(soakFor())
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline) && !failed.Load(); time.Sleep(10 * time.Millisecond) {
+		if flushes.Load() >= 5 && restores.Load() >= 2 && (fb == nil || flushErrs.Load() >= 1) {
+			break
+		}
+	}
 	close(stop)
 	wg.Wait()
 	if fb != nil {
