@@ -37,7 +37,12 @@ func (b *bench) logPagesRow(ctx context.Context) (row, error) {
 		return row{}, err
 	}
 	defer db.Close()
-	if _, err := driver.Flush(ctx, db); err != nil { // the base
+	// A change, so that the first flush has something to ship: the base
+	// of the log (the seed is a plain snapshot).
+	if _, err := db.ExecContext(ctx, "UPDATE events SET ts = ts WHERE id = 1"); err != nil {
+		return row{}, err
+	}
+	if _, err := driver.Flush(ctx, db); err != nil {
 		return row{}, err
 	}
 	before := b.tempPath("logpages")
@@ -45,6 +50,9 @@ func (b *bench) logPagesRow(ctx context.Context) (row, error) {
 	info, err := snapshot.RestoreFile(ctx, b.bk, key, before, snapshot.RestoreOptions{})
 	if err != nil {
 		return row{}, err
+	}
+	if !info.Log {
+		return row{}, errors.New("the first flush wrote no base of a log")
 	}
 	var maxID int64
 	if err := db.QueryRowContext(ctx, "SELECT max(id) FROM events").Scan(&maxID); err != nil {
