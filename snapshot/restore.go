@@ -116,6 +116,9 @@ func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts Re
 // (while the integrity check runs). On success it returns an open
 // read-only connection to tmp; on a missing object, Found false.
 func fetch(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, opts RestoreOptions, sync bool) (Info, *sqlite3.SQLiteConn, error) {
+	if !opts.At.IsZero() || opts.Seq > 0 {
+		return fetchPoint(ctx, b, key, tmp, opts, sync)
+	}
 	for attempt := 1; ; attempt++ {
 		info, src, err := fetchOnce(ctx, b, key, tmp, opts, sync)
 		if !errors.Is(err, errLogMoved) || attempt == 3 {
@@ -163,7 +166,7 @@ func fetchOnce(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, o
 	if err := checkHeader(tmp, size); err != nil {
 		return Info{}, nil, corrupt("restore", key, "not a valid SQLite file: %w", err)
 	}
-	info := Info{Found: true, ETag: attrs.ETag, SnapshotHash: hash, Size: size}
+	info := Info{Found: true, ETag: attrs.ETag, SnapshotHash: hash, Size: size, BaseKey: key}
 	seq, hasLog, err := baseSeq(attrs)
 	if err != nil {
 		return Info{}, nil, corrupt("restore", key, "%w", err)
@@ -193,8 +196,19 @@ func fetchOnce(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, o
 			return Info{}, nil, fail("restore", key, err)
 		}
 	}
+	src, err := openChecked(ctx, key, tmp, c, sync)
+	if err != nil {
+		return Info{}, nil, err
+	}
+	return info, src, nil
+}
+
+// openChecked sets tmp's header to rollback-journal mode, runs the
+// integrity check c on it and, with sync, fsyncs it meanwhile; it returns
+// an open read-only connection to it.
+func openChecked(ctx context.Context, key string, tmp *os.File, c Check, sync bool) (*sqlite3.SQLiteConn, error) {
 	if err := setRollbackHeader(tmp); err != nil {
-		return Info{}, nil, fail("restore", key, err)
+		return nil, fail("restore", key, err)
 	}
 	// The fsync writes the file back to disk while the integrity check,
 	// which only reads it, runs on the other core.
@@ -207,21 +221,21 @@ func fetchOnce(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, o
 	src, err := openConn(tmp.Name(), url.Values{"mode": {"ro"}})
 	if err != nil {
 		<-synced
-		return Info{}, nil, corrupt("restore", key, "not a valid SQLite file: %w", err)
+		return nil, corrupt("restore", key, "not a valid SQLite file: %w", err)
 	}
 	if err := check(ctx, src, c); err != nil {
 		src.Close()
 		<-synced
 		if ctx.Err() != nil {
-			return Info{}, nil, fail("restore", key, ctx.Err())
+			return nil, fail("restore", key, ctx.Err())
 		}
-		return Info{}, nil, corrupt("restore", key, "failed %s integrity check: %w", c, err)
+		return nil, corrupt("restore", key, "failed %s integrity check: %w", c, err)
 	}
 	if err := <-synced; err != nil {
 		src.Close()
-		return Info{}, nil, fail("restore", key, err)
+		return nil, fail("restore", key, err)
 	}
-	return info, src, nil
+	return src, nil
 }
 
 var sqliteMagic = []byte("SQLite format 3\x00")
