@@ -51,6 +51,12 @@ func (cfg *Config) normalize() error {
 			return dsnErr("sync", "log reads the changes from the WAL: it needs _journal_mode=WAL, not %s", jm)
 		}
 	}
+	if cfg.Retention < 0 {
+		return dsnErr("retention", "negative (%v)", cfg.Retention)
+	}
+	if cfg.Retention > 0 && cfg.Sync != SyncLog {
+		return dsnErr("retention", "keeps the bases and deltas of a delta log: it needs sync=log")
+	}
 	if err := checkPragmas(cfg.Pragmas); err != nil {
 		return err
 	}

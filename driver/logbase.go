@@ -31,6 +31,9 @@ func (l *logSync) base(ctx context.Context, remote remoteState, pending func(str
 	if err := pending(f.Hash); err != nil {
 		return out, &snapshot.Error{Op: "flush", Key: l.key, Err: err}
 	}
+	if err := l.archive(ctx, remote.ETag); err != nil {
+		return out, err
+	}
 	res, err := snapshot.Publish(ctx, f, l.b, l.key, snapshot.FlushOptions{
 		KeepPrevious: l.keepPrevious, IfMatch: remote.ETag, Unconfirmed: remote.Pending, PrevETag: remote.PrevETag,
 		Log: true, Seq: l.seq,
@@ -46,7 +49,7 @@ func (l *logSync) base(ctx context.Context, remote remoteState, pending func(str
 	l.baseSize, l.sinceBase, l.deltasSinceBase = f.Size, 0, 0
 	if compacted {
 		l.counts.compactions++
-		l.deleteThrough(ctx, oldBaseSeq)
+		l.prune(ctx, oldBaseSeq)
 	}
 	out.result = res
 	return out, nil
