@@ -42,6 +42,8 @@ func (p *progressBucket) newBar(size int64, what string) *progressbar.ProgressBa
 		progressbar.OptionSetWriter(p.w),
 		progressbar.OptionSetDescription(what),
 		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowCount(),
+		progressbar.OptionUseIECUnits(true),
 		progressbar.OptionShowTotalBytes(true),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionThrottle(100*time.Millisecond),
