@@ -1,5 +1,3 @@
-//go:build cgo
-
 package main
 
 import (
@@ -203,7 +201,8 @@ func cmdCompact(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	safety := "the bucket enforces conditional writes (probed): a writer still running keeps appending deltas, which chain to the new base, and its own next compaction fails its If-Match and is retried later"
+	safety := "the bucket enforces conditional writes (probed), so this is safe beside a running writer: " +
+		"its later deltas chain to the new base, and its own compactions fail their If-Match (logged) until it is reopened"
 	if err := snapshot.ProbeConditions(ctx, t.b, t.key); err != nil {
 		if !errors.Is(err, snapshot.ErrConditionsIgnored) || !*unsafe {
 			return fmt.Errorf("refusing to compact while a writer may be running: %w (stop every writer and pass --unsafe)", err)
