@@ -232,6 +232,7 @@ func publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts Flu
 	if opts.Log {
 		write.Metadata[MetaSeq] = strconv.FormatUint(opts.Seq, 10)
 		write.Metadata[MetaTime] = formatTime(opts.Time)
+		write.Metadata[MetaWriter] = thisWriter()
 	}
 	switch {
 	case opts.Force:

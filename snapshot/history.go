@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,23 @@ import (
 // reading any delta. A base without it (an earlier release, a copy made
 // by hand) is taken to be as old as its object (Attrs.ModTime).
 const MetaTime = "time"
+
+// MetaWriter is the object-metadata key under which a writer with a
+// delta log records who wrote a base: "hostname/pid", as a delta's header
+// does, for operators (printable ASCII; other bytes become '?').
+const MetaWriter = "writer"
+
+// thisWriter names this process as MetaWriter and Delta.Writer do.
+func thisWriter() string {
+	host, _ := os.Hostname()
+	w := []byte(fmt.Sprintf("%s/%d", host, os.Getpid()))
+	for i, c := range w {
+		if c < 0x20 || c > 0x7e {
+			w[i] = '?'
+		}
+	}
+	return string(w[:min(len(w), MaxDeltaWriter)])
+}
 
 // ArchiveSuffix is appended to a delta log key to name an archived base:
 // KEY.log/NNNNNNNNNNNNNNNN.base is the base that included sequence N,
@@ -69,7 +87,8 @@ type Version struct {
 	TimeRecorded bool `json:"time_recorded"`
 	// Size is the object's length in bytes.
 	Size int64 `json:"size"`
-	// Writer is who wrote a delta ("hostname/pid"), from its header.
+	// Writer is who wrote it ("hostname/pid"): a delta's header, a base's
+	// MetaWriter.
 	Writer string `json:"writer,omitempty"`
 	// SHA256 is a base's MetaSHA256.
 	SHA256 string `json:"sha256,omitempty"`
@@ -202,7 +221,7 @@ func baseVersion(a bucket.Attrs, kind VersionKind) (Version, error) {
 		return Version{}, err
 	}
 	v := Version{Kind: kind, Key: a.Key, Seq: seq, Log: hasLog, Size: a.Size, SHA256: a.Metadata[MetaSHA256],
-		ETag: a.ETag, ModTime: a.ModTime, Time: a.ModTime}
+		ETag: a.ETag, ModTime: a.ModTime, Time: a.ModTime, Writer: a.Metadata[MetaWriter]}
 	if s := a.Metadata[MetaTime]; s != "" {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {

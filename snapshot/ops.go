@@ -301,7 +301,7 @@ func pushOnce(ctx context.Context, b bucket.Bucket, key string, f *File, opts Pu
 // known (from its last delta, or from its base), else on f's.
 func endingDelta(ctx context.Context, b bucket.Bucket, key string, h *History, f *File, at time.Time) (*Delta, error) {
 	last := h.LastSeq()
-	d := &Delta{Seq: last + 1, BaseSeq: last, Time: at.UTC(), Writer: pushWriter()}
+	d := &Delta{Seq: last + 1, BaseSeq: last, Time: at.UTC(), Writer: thisWriter()}
 	if n := len(h.Deltas); n > 0 && h.Deltas[n-1].Seq == last {
 		e := downloadDelta(ctx, b, key, last)
 		if e.err == nil && !e.missing {
@@ -328,12 +328,6 @@ func endingDelta(ctx context.Context, b bucket.Bucket, key string, h *History, f
 	}
 	d.Base, d.PageSize, d.Commit, d.PreChecksum, d.PostChecksum = f.Hash, uint32(im.PageSize), im.Pages(), im.Checksum, im.Checksum
 	return d, nil
-}
-
-// pushWriter names Push in the deltas it writes.
-func pushWriter() string {
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 // downloadImage downloads the base at k into a temp file and returns its

@@ -176,7 +176,7 @@ func TestRestoreAtRecordedHistory(t *testing.T) {
 	}
 	host, _ := os.Hostname()
 	writer := fmt.Sprintf("%s/%d", host, os.Getpid())
-	if h.Base == nil || !h.Base.Log || h.Base.Seq == 0 || !h.Base.TimeRecorded || len(h.Archives) != 3 || h.Prev == nil {
+	if h.Base == nil || !h.Base.Log || h.Base.Seq == 0 || !h.Base.TimeRecorded || h.Base.Writer != writer || len(h.Archives) != 3 || h.Prev == nil {
 		t.Fatalf("ls --json: base %+v, prev %+v, %d archives; want a log base, KEY.prev and three archives", h.Base, h.Prev, len(h.Archives))
 	}
 	if len(h.Deltas) == 0 || h.Deltas[len(h.Deltas)-1].Seq != acked[len(acked)-1].seq {
