@@ -330,6 +330,36 @@ func TestPush(t *testing.T) {
 	if got := rows(t, restored); got != "1:pushed,2:next,3:next 2" {
 		t.Fatalf("after writing on the pushed database: %q", got)
 	}
+
+	// Even a delta of the old log written after the pushed base's (had
+	// the fence failed) is never applied to it: its image checksum does
+	// not follow, and the restore names it.
+	ctx := context.Background()
+	var w memWriterAt
+	if _, err := b.Download(ctx, snapshot.LogKey("app.db", 1), &w); err != nil {
+		t.Fatal(err)
+	}
+	old, err := snapshot.DecodeDelta(bytes.NewReader(w.buf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := snapshot.ReadHistory(ctx, b, "app.db", snapshot.HistoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Seq = h.LastSeq() + 1
+	var enc bytes.Buffer
+	if _, err := old.Encode(&enc); err != nil {
+		t.Fatal(err)
+	}
+	stale := snapshot.LogKey("app.db", old.Seq)
+	if _, err := b.Upload(ctx, stale, bytes.NewReader(enc.Bytes()), int64(enc.Len()), bucket.WriteOptions{IfNoneMatch: true}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = cli(t, "restore", "--force", dsn, restored)
+	if code != exitFailure || !strings.Contains(errOut, stale) || !strings.Contains(errOut, "image checksum") {
+		t.Fatalf("restore with a stale delta after the pushed base: exit %d, %s", code, errOut)
+	}
 }
 
 // The command line's refusals: mem:// DSNs, bad usage, an existing FILE.
