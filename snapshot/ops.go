@@ -107,7 +107,7 @@ func Compact(ctx context.Context, b bucket.Bucket, key string, opts CompactOptio
 	}
 	e := downloadDelta(ctx, b, key, info.Seq)
 	if e.err != nil || e.missing {
-		return res, firstErr(e.err, errLogMoved)
+		return res, fail("compact", key, firstErr(e.err, errLogMoved))
 	}
 	at, _, err := deltaHeaderInfo(e.data)
 	if err != nil {
