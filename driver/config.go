@@ -46,11 +46,6 @@ func (cfg *Config) normalize() error {
 	if _, err := parseSyncMode(cfg.Sync.String()); err != nil {
 		return dsnErr("sync", "%v", err)
 	}
-	if cfg.Sync == SyncLog {
-		if jm := cfg.sqliteParams().Get("_journal_mode"); jm != "WAL" {
-			return dsnErr("sync", "log reads the changes from the WAL: it needs _journal_mode=WAL, not %s", jm)
-		}
-	}
 	if cfg.Retention < 0 {
 		return dsnErr("retention", "negative (%v)", cfg.Retention)
 	}

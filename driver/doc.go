@@ -105,8 +105,12 @@
 // snapshot.ErrConflict). KEY stays a complete SQLite file, the base; a
 // restore applies the deltas after it, checking each; once they add up to
 // half the base the writer compacts them into a new one. A one-row change
-// then costs one small PUT and one HEAD whatever the database's size. The
-// format is specified in docs/FORMAT.md.
+// then costs one small PUT and one HEAD whatever the database's size, so
+// such a DSN flushes every second unless flush_interval says otherwise
+// (DefaultLogFlushInterval). In a rollback-journal mode, with no WAL to
+// read, a flush finds the changed pages by comparing a snapshot with the
+// image the bucket holds: it reads the whole database, but still uploads
+// only what changed. The format is specified in docs/FORMAT.md.
 //
 // # Signals
 //

@@ -20,10 +20,17 @@ import (
 // checked.
 const (
 	DefaultFlushInterval = time.Minute
-	DefaultFlushTimeout  = 10 * time.Minute
-	DefaultKeepPrevious  = true
-	DefaultJournalMode   = "WAL"
-	DefaultBusyTimeout   = 5000 // milliseconds
+	// DefaultLogFlushInterval is the flush_interval of a DSN with
+	// sync=log that gives none. A flush of the log costs one small PUT
+	// (and a HEAD) when something changed and nothing when not, so
+	// changes can reach the bucket every second: at most a second of
+	// acknowledged writes is at risk, and replicas follow within about
+	// two.
+	DefaultLogFlushInterval = time.Second
+	DefaultFlushTimeout     = 10 * time.Minute
+	DefaultKeepPrevious     = true
+	DefaultJournalMode      = "WAL"
+	DefaultBusyTimeout      = 5000 // milliseconds
 	// DefaultLocalSynchronous is the _synchronous setting of a persistent
 	// working copy (local=): every commit is on disk before it returns,
 	// so a power loss keeps it too. A temporary working copy keeps
@@ -52,7 +59,9 @@ type Config struct {
 	Key string
 
 	// FlushInterval is how often changes are flushed in the background;
-	// 0 disables the loop (flush with Flush and on Close only).
+	// 0 disables the loop (flush with Flush and on Close only). NewConfig
+	// sets DefaultFlushInterval; ParseDSN sets DefaultLogFlushInterval
+	// instead for a DSN with sync=log and no flush_interval.
 	FlushInterval time.Duration
 	// FlushTimeout bounds each background and final flush; 0 means no
 	// bound.
@@ -212,6 +221,9 @@ func ParseDSN(dsn string) (*Config, error) {
 				return nil, err
 			}
 		}
+	}
+	if _, given := own["flush_interval"]; !given {
+		cfg.FlushInterval = cfg.Sync.defaultFlushInterval()
 	}
 	if err := cfg.normalize(); err != nil {
 		return nil, err

@@ -55,7 +55,7 @@ func TestParseDSN(t *testing.T) {
 		{"file:///a/b%2Fc.db", withCfg(func(c *Config) { c.Bucket, c.Key = fileURL("/a/b"), "c.db" })},
 		{"mem://test/x/y.db", withCfg(func(c *Config) { c.Bucket, c.Key = memURL("test"), "x/y.db" })},
 		{"mem://t/k?sync=log&retention=72h", withCfg(func(c *Config) {
-			c.Bucket, c.Key, c.Sync, c.Retention = memURL("t"), "k", SyncLog, 72*time.Hour
+			c.Bucket, c.Key, c.Sync, c.FlushInterval, c.Retention = memURL("t"), "k", SyncLog, DefaultLogFlushInterval, 72*time.Hour
 		})},
 		{"mem://t/k?_journal_mode=delete&_fk=yes&_busy_timeout=100&_txlock=IMMEDIATE&_secure_delete=fast&_query_only=OFF",
 			withCfg(func(c *Config) {
@@ -63,6 +63,16 @@ func TestParseDSN(t *testing.T) {
 				c.SQLite = url.Values{"_journal_mode": {"DELETE"}, "_foreign_keys": {"1"}, "_busy_timeout": {"100"},
 					"_txlock": {"immediate"}, "_secure_delete": {"FAST"}, "_query_only": {"0"}}
 			})},
+		// sync=log flushes every second unless told otherwise.
+		{"s3://b/k.db?sync=log", withCfg(func(c *Config) {
+			c.Bucket, c.Key, c.Sync, c.FlushInterval = s3URL("b"), "k.db", SyncLog, DefaultLogFlushInterval
+		})},
+		{"s3://b/k.db?sync=log&flush_interval=1m", withCfg(func(c *Config) {
+			c.Bucket, c.Key, c.Sync, c.FlushInterval = s3URL("b"), "k.db", SyncLog, time.Minute
+		})},
+		{"s3://b/k.db?flush_interval=1s", withCfg(func(c *Config) {
+			c.Bucket, c.Key, c.FlushInterval = s3URL("b"), "k.db", time.Second
+		})},
 		// Query values are query-encoded: '+' is a space, %2B a plus.
 		{"s3://b/k.db?local=/var/lib/app%2B1.db", withCfg(func(c *Config) { c.Bucket, c.Key, c.Local = s3URL("b"), "k.db", "/var/lib/app+1.db" })},
 		{"s3://b/k.db?local=/var/lib/app+1.db", withCfg(func(c *Config) { c.Bucket, c.Key, c.Local = s3URL("b"), "k.db", "/var/lib/app 1.db" })},
@@ -99,8 +109,13 @@ func TestFormatDSN(t *testing.T) {
 		{withCfg(func(c *Config) { c.Bucket, c.Key = fileURL("/"), "app.db" }), "file:///app.db"},
 		{withCfg(func(c *Config) { c.Bucket, c.Key = fileURL("/my dir"), "a?b#c.db" }), "file:///my%20dir/a%3Fb%23c.db"},
 		{withCfg(func(c *Config) { c.Key, c.KeepPrevious = "k.db", false }), "k.db?keep_previous=false"},
-		{withCfg(func(c *Config) { c.Bucket, c.Key, c.Sync, c.Retention = s3URL("b"), "k.db", SyncLog, 90*time.Minute }),
-			"s3://b/k.db?retention=1h30m0s&sync=log"},
+		{withCfg(func(c *Config) { c.Bucket, c.Key, c.Sync = s3URL("b"), "k.db", SyncLog }), "s3://b/k.db?flush_interval=1m0s&sync=log"},
+		{withCfg(func(c *Config) {
+			c.Bucket, c.Key, c.Sync, c.FlushInterval = s3URL("b"), "k.db", SyncLog, DefaultLogFlushInterval
+		}), "s3://b/k.db?sync=log"},
+		{withCfg(func(c *Config) {
+			c.Bucket, c.Key, c.Sync, c.FlushInterval, c.Retention = s3URL("b"), "k.db", SyncLog, DefaultLogFlushInterval, 90*time.Minute
+		}), "s3://b/k.db?retention=1h30m0s&sync=log"},
 	}
 	for _, tt := range tests {
 		if got := tt.cfg.FormatDSN(); got != tt.want {

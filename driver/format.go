@@ -27,7 +27,7 @@ func (cfg *Config) FormatDSN() string {
 		}
 	}
 	b.WriteString((&url.URL{Path: cfg.Key}).EscapedPath())
-	if cfg.FlushInterval != DefaultFlushInterval {
+	if cfg.FlushInterval != cfg.Sync.defaultFlushInterval() {
 		q.Set("flush_interval", cfg.FlushInterval.String())
 	}
 	if cfg.FlushTimeout != DefaultFlushTimeout {

@@ -28,6 +28,12 @@ func (l *logSync) base(ctx context.Context, remote remoteState, pending func(str
 	if err != nil {
 		return out, err
 	}
+	return l.publishBase(ctx, f, im, remote, pending, pos, out)
+}
+
+// publishBase uploads f, whose Image is im, as the new base: the state
+// that includes every delta up to seq and the WAL up to pos.
+func (l *logSync) publishBase(ctx context.Context, f *snapshot.File, im *snapshot.Image, remote remoteState, pending func(string) error, pos snapshot.WALPosition, out shipped) (shipped, error) {
 	if err := pending(f.Hash); err != nil {
 		return out, &snapshot.Error{Op: "flush", Key: l.key, Err: err}
 	}
@@ -47,6 +53,7 @@ func (l *logSync) base(ctx context.Context, remote remoteState, pending func(str
 	oldBaseSeq := l.baseSeq
 	l.im, l.baseSHA, l.baseSeq, l.pos, l.needBase = im, f.Hash, l.seq, pos, false
 	l.baseSize, l.sinceBase, l.deltasSinceBase = f.Size, 0, 0
+	l.recorded(nil)
 	if compacted {
 		l.counts.compactions++
 		l.prune(ctx, oldBaseSeq)

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -46,6 +45,12 @@ type logSync struct {
 	log          *slog.Logger
 	open         func() (*sqlite3.SQLiteConn, error) // a connection for the pin
 	writer       string
+	// rollback: the working copy is in a rollback-journal mode, with no
+	// WAL to capture from; every flush compares pages (diff).
+	rollback bool
+	// sums keeps the page checksums of l.im beside a persistent working
+	// copy; nil for a temporary one.
+	sums *pageSums
 
 	pin     *sqlite3.SQLiteConn
 	im      *snapshot.Image // what the bucket holds: base + deltas up to seq; nil: unknown
@@ -75,8 +80,12 @@ type pendingDelta struct {
 	seq  uint64
 	data []byte
 	sha  string
-	next *snapshot.Image
-	pos  snapshot.WALPosition
+	// pages and commit are its change, and post the image checksum
+	// after it: l.im takes them once the delta is confirmed.
+	pages  []snapshot.Page
+	commit uint32
+	post   uint64
+	pos    snapshot.WALPosition
 }
 
 // logCounts feed Stats.
@@ -105,8 +114,9 @@ func newLogSync(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger,
 	host, _ := os.Hostname()
 	l := &logSync{
 		b: b, key: cfg.Key, keepPrevious: cfg.KeepPrevious, retention: cfg.Retention, tempDir: wc.dir(), walPath: wc.path + "-wal", log: log,
-		open:   func() (*sqlite3.SQLiteConn, error) { return wc.openFlushConn() },
-		writer: fmt.Sprintf("%s/%d", host, os.Getpid()),
+		open:     func() (*sqlite3.SQLiteConn, error) { return wc.openFlushConn() },
+		writer:   fmt.Sprintf("%s/%d", host, os.Getpid()),
+		rollback: cfg.sqliteParams().Get("_journal_mode") != "WAL",
 	}
 	switch {
 	case p.action == actKeep && kept != nil && !p.dirty && p.remote.Image != "":
@@ -116,8 +126,14 @@ func newLogSync(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger,
 		l.baseSize = int64(kept.Pages()) * int64(kept.PageSize)
 	case p.action == actKeep:
 		// A persistent working copy ahead of the log (or of a plain
-		// snapshot): its first flush is a base that includes p.remote.Seq.
+		// snapshot): its first flush ships what the working copy has and
+		// the bucket lacks, found page by page against the page
+		// checksums kept beside it when they are those of the state the
+		// bucket holds, or else as a base that includes p.remote.Seq.
 		l.needBase, l.seq, l.baseSeq, l.baseSHA = true, p.remote.Seq, p.remote.BaseSeq, p.remote.SHA256
+		if im := loadSums(wc.path, p.remote.Image); im != nil && wc.persist {
+			l.im, l.baseSize = im, int64(im.Pages())*int64(im.PageSize)
+		}
 	case !restored.Found:
 		l.needBase = true // a new database: its first flush is a base
 	case !restored.Log || restored.Image == nil:
@@ -131,6 +147,9 @@ func newLogSync(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger,
 		l.baseSize, l.sinceBase, l.deltasSinceBase = restored.Size, restored.DeltaBytes, restored.Deltas
 	}
 	l.counts.seq = l.seq
+	if wc.persist {
+		l.sums = &pageSums{path: sumsPath(wc.path)}
+	}
 	return l
 }
 
@@ -151,20 +170,29 @@ func (l *logSync) ship(ctx context.Context, conn *sqlite3.SQLiteConn, remote rem
 			return out, err
 		}
 	}
+	if l.rollback {
+		// No WAL to read the changes from: compare pages.
+		return l.diff(ctx, conn, remote, pending, snapshot.WALPosition{}, out)
+	}
 	ch, version, err := l.capture(ctx, conn)
 	if err != nil {
 		return out, err
 	}
 	out.version = version
-	if l.im == nil || l.needBase {
+	switch {
+	case l.im == nil:
 		return l.base(ctx, remote, pending, ch.Next, out)
+	case l.needBase:
+		// The WAL lost track of what changed since the image the bucket
+		// holds: compare pages, from the pin.
+		return l.diff(ctx, l.pin, remote, pending, ch.Next, out)
 	}
 	compact := l.compactionDue()
 	if len(ch.Pages) == 0 {
 		l.pos = ch.Next
 		return out, nil // committed and undone, or only the pin moved
 	}
-	d, err := l.encode(ch)
+	d, err := l.encodePages(sortedPages(ch.Pages), ch.Commit, ch.Next)
 	if err != nil {
 		return out, err
 	}
@@ -184,6 +212,35 @@ func (l *logSync) ship(ctx context.Context, conn *sqlite3.SQLiteConn, remote rem
 		return res, nil
 	}
 	return out, nil
+}
+
+// begin pins the working copy's state before any other connection can
+// write to it, and records how far its WAL goes: from then on no
+// checkpoint can move a frame out of the WAL before a flush captured it,
+// and a WAL reset is seen as one. Without it, a checkpoint between
+// opening and the first flush (PRAGMA wal_checkpoint, or SQLite's own
+// when the last connection closes) would fold writes into the database
+// file where no capture looks, and the first flush would ship nothing.
+// The WAL's frames at this point are part of the state l.im describes (a
+// fresh restore has none; a kept working copy's are in its image). In a
+// rollback-journal mode it does nothing: every flush compares pages.
+func (l *logSync) begin(ctx context.Context, conn *sqlite3.SQLiteConn) error {
+	if l.rollback {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
+		return fmt.Errorf("wait for writers: %w", err)
+	}
+	defer conn.ExecContext(context.Background(), "ROLLBACK", nil)
+	ch, err := snapshot.ReadWAL(l.walPath, snapshot.WALPosition{})
+	if err != nil {
+		return fmt.Errorf("read the WAL: %w", err)
+	}
+	l.pos = ch.Next
+	if !l.needBase {
+		l.recorded(nil)
+	}
+	return l.repin(ctx)
 }
 
 // capture reads the frames committed since the last flush, holding the
@@ -265,23 +322,15 @@ func (l *logSync) unpin() {
 	}
 }
 
-// encode makes the delta of ch.
-func (l *logSync) encode(ch *snapshot.WALChanges) (*pendingDelta, error) {
-	pages := make([]snapshot.Page, 0, len(ch.Pages))
-	for no, data := range ch.Pages {
-		if no == 1 {
-			data = snapshot.NormalizePage1(slices.Clone(data))
-		}
-		pages = append(pages, snapshot.Page{No: no, Data: data})
-	}
-	slices.SortFunc(pages, func(a, b snapshot.Page) int { return int(a.No) - int(b.No) })
-	next := l.im.Clone()
-	post, err := next.Update(pages, ch.Commit)
+// encodePages makes the delta of pages (in order, page 1 normalized) and
+// the database size after them, commit, leading to WAL position pos.
+func (l *logSync) encodePages(pages []snapshot.Page, commit uint32, pos snapshot.WALPosition) (*pendingDelta, error) {
+	post, err := l.im.Preview(pages, commit)
 	if err != nil {
 		return nil, fmt.Errorf("apply the captured pages: %w", err)
 	}
 	d := &snapshot.Delta{
-		Seq: l.seq + 1, Base: l.baseSHA, BaseSeq: l.baseSeq, PageSize: uint32(l.im.PageSize), Commit: ch.Commit,
+		Seq: l.seq + 1, Base: l.baseSHA, BaseSeq: l.baseSeq, PageSize: uint32(l.im.PageSize), Commit: commit,
 		PreChecksum: l.im.Checksum, PostChecksum: post, Time: time.Now().UTC(), Writer: l.writer, Pages: pages,
 	}
 	var buf bytes.Buffer
@@ -289,7 +338,7 @@ func (l *logSync) encode(ch *snapshot.WALChanges) (*pendingDelta, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(buf.Bytes())
-	return &pendingDelta{seq: d.Seq, data: buf.Bytes(), sha: hex.EncodeToString(sum[:]), next: next, pos: ch.Next}, nil
+	return &pendingDelta{seq: d.Seq, data: buf.Bytes(), sha: hex.EncodeToString(sum[:]), pages: pages, commit: commit, post: post, pos: pos}, nil
 }
 
 // send uploads d, If-None-Match, and confirms it with one Stat; a failed
@@ -325,7 +374,14 @@ func (l *logSync) send(ctx context.Context, d *pendingDelta, pending func(string
 			got.Size, got.Metadata[snapshot.MetaSHA256], len(d.data), d.sha)}
 	}
 	l.unsent = nil
-	l.im, l.seq, l.pos = d.next, d.seq, d.pos
+	l.seq, l.pos = d.seq, d.pos
+	if post, err := l.im.Update(d.pages, d.commit); err != nil || post != d.post {
+		// Preview worked it out from this very image, so this is a bug:
+		// the next flush writes a base rather than trust the image.
+		l.im, l.needBase = nil, true
+		l.log.Error("bucketsqlite: the log's image does not follow its delta; the next flush writes a base", "seq", d.seq, "err", err)
+	}
+	l.recorded(d.pages)
 	l.sinceBase += int64(len(d.data))
 	l.deltasSinceBase++
 	l.counts.deltas++
@@ -346,6 +402,7 @@ func (l *logSync) stats(st *Stats) {
 
 // close ends the pin.
 func (l *logSync) close() {
+	l.sums.close()
 	if l.pin != nil {
 		l.unpin()
 		l.pin.Close()

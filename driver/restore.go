@@ -112,7 +112,13 @@ func (c *database) restore(ctx context.Context) error {
 	}
 	s := newSyncer(c.b, c.cfg, c.wc, c.log, mustProbe(c.cfg, c.custom))
 	if c.cfg.Sync == SyncLog {
-		s.strategy = newLogSync(c.b, c.cfg, c.wc, c.log, restored, p, kept)
+		ls := newLogSync(c.b, c.cfg, c.wc, c.log, restored, p, kept)
+		if err := ls.begin(ctx, conn); err != nil {
+			ls.close()
+			conn.Close()
+			return c.wrap("open", fmt.Errorf("working copy %s: %w", c.wc.path, err))
+		}
+		s.strategy = ls
 	}
 	s.start(conn, version, p.remote, p.dirty, restored, time.Since(start))
 	c.sync.Store(s)

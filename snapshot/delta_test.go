@@ -436,10 +436,12 @@ func deltaDiff(t *testing.T, seq uint64, from, to []byte, pageSize int) *snapsho
 	return d
 }
 
-func TestDeltaApplySQLite(t *testing.T) {
-	const pageSize = 1024
-	dir := t.TempDir()
-	origPath, copyPath := filepath.Join(dir, "orig.db"), filepath.Join(dir, "copy.db")
+// deltaVersions returns four versions of one rollback-journal database
+// file: the first, after a small change, after a shrink (VACUUM) and after
+// a growth.
+func deltaVersions(t *testing.T, pageSize int) [][]byte {
+	t.Helper()
+	origPath := filepath.Join(t.TempDir(), "orig.db")
 	db := deltaDB(t, origPath)
 	deltaExec(t, db,
 		fmt.Sprintf("PRAGMA page_size=%d", pageSize),
@@ -452,10 +454,6 @@ func TestDeltaApplySQLite(t *testing.T) {
 		t.Fatalf("journal_mode %q, %v", mode, err)
 	}
 	v0 := deltaRead(t, origPath)
-	if err := os.WriteFile(copyPath, v0, 0o600); err != nil {
-		t.Fatal(err)
-	}
-
 	// A small change: a few pages.
 	deltaExec(t, db, "UPDATE t SET v = 'changed' WHERE id = 1500")
 	vSmall := deltaRead(t, origPath)
@@ -476,6 +474,17 @@ func TestDeltaApplySQLite(t *testing.T) {
 	}
 	if len(v1) >= len(v0) || len(v2) <= len(v1) {
 		t.Fatalf("sizes %d, %d, %d: want the database to shrink then grow", len(v0), len(v1), len(v2))
+	}
+	return [][]byte{v0, vSmall, v1, v2}
+}
+
+func TestDeltaApplySQLite(t *testing.T) {
+	const pageSize = 1024
+	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	vs := deltaVersions(t, pageSize)
+	v0, vSmall, v1, v2 := vs[0], vs[1], vs[2], vs[3]
+	if err := os.WriteFile(copyPath, v0, 0o600); err != nil {
+		t.Fatal(err)
 	}
 
 	f, err := os.OpenFile(copyPath, os.O_RDWR, 0)

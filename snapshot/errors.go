@@ -3,6 +3,7 @@ package snapshot
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrSnapshot is the base of every snapshot failure: errors.Is(err,
@@ -70,6 +71,16 @@ func (e *Error) Unwrap() []error {
 
 func corrupt(op, key string, format string, args ...any) error {
 	return &Error{Op: op, Key: key, Kind: ErrCorrupt, Err: fmt.Errorf(format, args...)}
+}
+
+// corruptBy is corrupt for a cause that already matches ErrCorrupt (a
+// delta's decoder or ApplyDelta): the kind is said once.
+func corruptBy(op, key string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), ErrCorrupt.Error()+": ")
+	if msg == err.Error() {
+		return corrupt(op, key, "%w", err)
+	}
+	return &Error{Op: op, Key: key, Kind: ErrCorrupt, Err: errors.New(msg)}
 }
 
 func fail(op, key string, err error) error {

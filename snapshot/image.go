@@ -192,6 +192,18 @@ func (im *Image) Update(pages []Page, commit uint32) (uint64, error) {
 	return im.Checksum, nil
 }
 
+// Preview returns the image checksum Update(pages, commit) would give,
+// or its error, without changing im: what a writer records in a delta
+// before it knows the delta landed. It costs what the pages cost, not
+// what the image holds.
+func (im *Image) Preview(pages []Page, commit uint32) (uint64, error) {
+	plan, err := im.imagePlan(pages, commit)
+	if err != nil {
+		return im.Checksum, err
+	}
+	return plan.checksum, nil
+}
+
 // imageUpdate is an Update worked out but not yet made: the pages that
 // take effect, their sums, and the checksum that results.
 type imageUpdate struct {

@@ -31,11 +31,13 @@ var errLogMoved = errors.New("the base was replaced while its log was read")
 
 // logRestore is what applying a log to a downloaded base found.
 type logRestore struct {
-	seq        uint64
+	seq        uint64 // the last sequence applied (or the base's)
+	first      uint64 // the first sequence applied, when deltas > 0
 	deltas     int
 	deltaBytes int64
-	image      *Image
-	size       int64
+	size       int64  // the file's size after the log
+	pageSize   int    // the database's page size
+	want       uint64 // the image checksum the last delta records
 }
 
 // baseSeq returns the sequence a base records, and whether it has a log.
@@ -91,19 +93,22 @@ func headerPageSize(b []byte) int {
 
 // applyLog applies, in order, every delta after the base in f (size
 // bytes, already verified) whose attrs record sequence from. Each delta
-// is checked as it applies (its own checksum, its sequence, the image
-// checksums before and after); the first sequence that is missing ends
+// is checked as it applies (its own checksum, its sequence, the chain of
+// image checksums from one delta to the next, the image checksum after it
+// against the pages it replaces); the first sequence that is missing ends
 // the log. A base replaced meanwhile is errLogMoved.
-func applyLog(ctx context.Context, b bucket.Bucket, key string, f *os.File, size int64, attrs bucket.Attrs, from uint64, wantImage bool) (*logRestore, error) {
+//
+// The base's own image checksum is not computed here (a pass over the
+// whole file): the first delta's PreChecksum stands for it, and the
+// caller must check the trust with verifyImage once the file is whole
+// (logRestore.want says what the checksum of the restored file must be).
+func applyLog(ctx context.Context, b bucket.Bucket, key string, f *os.File, size int64, attrs bucket.Attrs, from uint64) (*logRestore, error) {
 	ps, err := pageSizeOf(f)
 	if err != nil {
 		return nil, err
 	}
-	im, err := ImageFromFile(f, size, ps)
-	if err != nil {
-		return nil, err
-	}
-	lr := &logRestore{seq: from, image: im, size: size}
+	lazy := newLazyImage(ps, size)
+	lr := &logRestore{seq: from, size: size, pageSize: ps}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	next := fetchLog(ctx, b, key, from+1)
@@ -117,12 +122,15 @@ func applyLog(ctx context.Context, b bucket.Bucket, key string, f *os.File, size
 		}
 		d, err := DecodeDelta(bytes.NewReader(r.data))
 		if err != nil {
-			return nil, corrupt("restore", LogKey(key, r.seq), "%w", err)
+			return nil, corruptBy("restore", LogKey(key, r.seq), err)
 		}
 		if d.Seq != r.seq {
 			return nil, corrupt("restore", LogKey(key, r.seq), "holds sequence %d", d.Seq)
 		}
-		if err := ApplyDelta(f, im, d); err != nil {
+		if err := lazy.prepare(f, d, lr.deltas == 0); err != nil {
+			return nil, err
+		}
+		if err := ApplyDelta(f, lazy.im, d); err != nil {
 			if errors.Is(err, ErrCorrupt) {
 				// A delta of another log (written since by a writer that
 				// compacted) shows as a checksum mismatch too.
@@ -130,10 +138,15 @@ func applyLog(ctx context.Context, b bucket.Bucket, key string, f *os.File, size
 					return nil, firstErr(merr, errLogMoved)
 				}
 			}
-			return nil, corrupt("restore", LogKey(key, r.seq), "%w", err)
+			return nil, corruptBy("restore", LogKey(key, r.seq), err)
+		}
+		lazy.applied(d)
+		if lr.deltas == 0 {
+			lr.first = d.Seq
 		}
 		lr.seq, lr.deltas, lr.deltaBytes = d.Seq, lr.deltas+1, lr.deltaBytes+int64(len(r.data))
 		lr.size = int64(d.Commit) * int64(ps)
+		lr.want = d.PostChecksum
 	}
 	if lr.deltas > 0 {
 		// A compaction between reading the base and reading its log can
@@ -143,10 +156,27 @@ func applyLog(ctx context.Context, b bucket.Bucket, key string, f *os.File, size
 			return nil, firstErr(err, errLogMoved)
 		}
 	}
-	if !wantImage {
-		lr.image = nil
-	}
 	return lr, nil
+}
+
+// verifyImage computes the Image of the restored file and, when deltas
+// were applied, checks it against the checksum the last one records: the
+// end of the chain that started from the trusted base checksum. A
+// mismatch means the first delta does not follow the base (the base was
+// replaced meanwhile: errLogMoved) or something is damaged.
+func (lr *logRestore) verifyImage(ctx context.Context, b bucket.Bucket, key string, f *os.File, attrs bucket.Attrs) (*Image, error) {
+	im, err := ImageFromFile(f, lr.size, lr.pageSize)
+	if err != nil {
+		return nil, err
+	}
+	if lr.deltas > 0 && im.Checksum != lr.want {
+		if moved, merr := baseMoved(ctx, b, key, attrs); merr != nil || moved {
+			return nil, firstErr(merr, errLogMoved)
+		}
+		return nil, corrupt("restore", key, "the base and deltas %d..%d add up to image checksum %016x, not the %016x the last delta records "+
+			"(the first delta does not follow this base)", lr.first, lr.seq, im.Checksum, lr.want)
+	}
+	return im, nil
 }
 
 func firstErr(errs ...error) error {
@@ -274,4 +304,84 @@ func (w *memWriter) WriteAt(p []byte, off int64) (int, error) {
 	}
 	copy(w.buf[off:], p)
 	return len(p), nil
+}
+
+// lazyImage is the Image of a base being restored, worked out only where
+// deltas need it: the sums of the pages a delta replaces or truncates are
+// read from the file as the delta comes, and the image checksum of the
+// base is taken from the first delta's PreChecksum on trust. The trust is
+// checked once, at the end, by the checksum of the whole restored file
+// (verifyImage), which runs beside the integrity check: so a restore of a
+// base and its log costs one pass over the file, on the other core, not
+// one before the deltas and one after.
+type lazyImage struct {
+	im    *Image
+	known []bool // known[pgno-1]: im.Sums[pgno-1] holds the page's sum
+	page  []byte
+}
+
+func newLazyImage(pageSize int, size int64) *lazyImage {
+	n := size / int64(pageSize)
+	return &lazyImage{
+		im:    &Image{PageSize: pageSize, Sums: make([]uint64, n)},
+		known: make([]bool, n),
+		page:  make([]byte, pageSize),
+	}
+}
+
+// prepare fills in the sums d needs from f: those of the existing pages it
+// replaces and of the pages beyond its Commit. The first delta's
+// PreChecksum stands for the base's image checksum.
+func (l *lazyImage) prepare(f DeltaFile, d *Delta, first bool) error {
+	if first {
+		l.im.Checksum = d.PreChecksum
+	}
+	if int(d.PageSize) != l.im.PageSize {
+		return nil // ApplyDelta refuses it
+	}
+	n := uint32(len(l.im.Sums))
+	for _, p := range d.Pages {
+		if p.No <= n {
+			if err := l.fill(f, p.No); err != nil {
+				return err
+			}
+		}
+	}
+	for pgno := d.Commit + 1; pgno <= n; pgno++ {
+		if err := l.fill(f, pgno); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *lazyImage) fill(f DeltaFile, pgno uint32) error {
+	if l.known[pgno-1] {
+		return nil
+	}
+	ps := int64(l.im.PageSize)
+	if _, err := f.ReadAt(l.page, int64(pgno-1)*ps); err != nil {
+		return fmt.Errorf("snapshot: reading page %d: %w", pgno, err)
+	}
+	data := l.page
+	if pgno == 1 {
+		data = NormalizePage1(data)
+	}
+	l.im.Sums[pgno-1] = PageChecksum(pgno, data)
+	l.known[pgno-1] = true
+	return nil
+}
+
+// applied records that d was applied: its pages' sums are known, and
+// pages beyond its Commit are gone.
+func (l *lazyImage) applied(d *Delta) {
+	n := int(d.Commit)
+	if n <= len(l.known) {
+		l.known = l.known[:n]
+	} else {
+		l.known = append(l.known, make([]bool, n-len(l.known))...)
+	}
+	for _, p := range d.Pages {
+		l.known[p.No-1] = true
+	}
 }

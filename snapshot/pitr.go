@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"time"
 
@@ -203,4 +204,39 @@ func checkLogEnd(h *History, opts RestoreOptions, info Info) error {
 		}
 	}
 	return nil
+}
+
+// openChecked sets tmp's header to rollback-journal mode, runs the
+// integrity check c on it and, with sync, fsyncs it meanwhile; it returns
+// an open read-only connection to it.
+func openChecked(ctx context.Context, key string, tmp *os.File, c Check, sync bool) (*sqlite3.SQLiteConn, error) {
+	if err := setRollbackHeader(tmp); err != nil {
+		return nil, fail("restore", key, err)
+	}
+	// The fsync writes the file back to disk while the integrity check,
+	// which only reads it, runs on the other core.
+	synced := make(chan error, 1)
+	if sync {
+		go func() { synced <- tmp.Sync() }()
+	} else {
+		synced <- nil
+	}
+	src, err := openConn(tmp.Name(), url.Values{"mode": {"ro"}})
+	if err != nil {
+		<-synced
+		return nil, corrupt("restore", key, "not a valid SQLite file: %w", err)
+	}
+	if err := check(ctx, src, c); err != nil {
+		src.Close()
+		<-synced
+		if ctx.Err() != nil {
+			return nil, fail("restore", key, ctx.Err())
+		}
+		return nil, corrupt("restore", key, "failed %s integrity check: %w", c, err)
+	}
+	if err := <-synced; err != nil {
+		src.Close()
+		return nil, fail("restore", key, err)
+	}
+	return src, nil
 }

@@ -172,43 +172,50 @@ func fetchOnce(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, o
 		return Info{}, nil, corrupt("restore", key, "%w", err)
 	}
 	info.Seq, info.BaseSeq, info.Log = seq, seq, hasLog
-	switch {
-	case hasLog:
-		lr, err := applyLog(ctx, b, key, tmp, size, attrs, seq, opts.Image)
+	// The log's image check, or the image a writer asked for, is one pass
+	// over the file: it runs beside the integrity check.
+	var lr *logRestore
+	if hasLog {
+		lr, err = applyLog(ctx, b, key, tmp, size, attrs, seq)
 		if err != nil {
 			if errors.Is(err, errLogMoved) || errors.Is(err, ErrSnapshot) {
 				return Info{}, nil, err
 			}
 			return Info{}, nil, fail("restore", key, err)
 		}
-		info.Seq, info.Deltas, info.DeltaBytes, info.Image = lr.seq, lr.deltas, lr.deltaBytes, lr.image
+		info.Seq, info.Deltas, info.DeltaBytes = lr.seq, lr.deltas, lr.deltaBytes
 		if lr.deltas > 0 {
 			if err := checkHeader(tmp, lr.size); err != nil {
 				return Info{}, nil, corrupt("restore", key, "the base and its log do not make a valid SQLite file: %w", err)
 			}
 		}
-	case opts.Image:
-		ps, err := pageSizeOf(tmp)
-		if err == nil {
-			info.Image, err = ImageFromFile(tmp, size, ps)
-		}
-		if err != nil {
-			return Info{}, nil, fail("restore", key, err)
-		}
 	}
-	src, err := openChecked(ctx, key, tmp, c, sync)
-	if err != nil {
-		return Info{}, nil, err
-	}
-	return info, src, nil
-}
-
-// openChecked sets tmp's header to rollback-journal mode, runs the
-// integrity check c on it and, with sync, fsyncs it meanwhile; it returns
-// an open read-only connection to it.
-func openChecked(ctx context.Context, key string, tmp *os.File, c Check, sync bool) (*sqlite3.SQLiteConn, error) {
 	if err := setRollbackHeader(tmp); err != nil {
-		return nil, fail("restore", key, err)
+		return Info{}, nil, fail("restore", key, err)
+	}
+	type imageResult struct {
+		im  *Image
+		err error
+	}
+	imaged := make(chan imageResult, 1)
+	switch {
+	case lr != nil && (lr.deltas > 0 || opts.Image):
+		go func() {
+			im, err := lr.verifyImage(ctx, b, key, tmp, attrs)
+			imaged <- imageResult{im, err}
+		}()
+	case opts.Image:
+		go func() {
+			ps, err := pageSizeOf(tmp)
+			if err != nil {
+				imaged <- imageResult{nil, err}
+				return
+			}
+			im, err := ImageFromFile(tmp, size, ps)
+			imaged <- imageResult{im, err}
+		}()
+	default:
+		imaged <- imageResult{}
 	}
 	// The fsync writes the file back to disk while the integrity check,
 	// which only reads it, runs on the other core.
@@ -218,24 +225,38 @@ func openChecked(ctx context.Context, key string, tmp *os.File, c Check, sync bo
 	} else {
 		synced <- nil
 	}
+	// wait collects the background work before an error return.
+	wait := func() { <-synced; <-imaged }
 	src, err := openConn(tmp.Name(), url.Values{"mode": {"ro"}})
 	if err != nil {
-		<-synced
-		return nil, corrupt("restore", key, "not a valid SQLite file: %w", err)
+		wait()
+		return Info{}, nil, corrupt("restore", key, "not a valid SQLite file: %w", err)
 	}
 	if err := check(ctx, src, c); err != nil {
 		src.Close()
-		<-synced
+		wait()
 		if ctx.Err() != nil {
-			return nil, fail("restore", key, ctx.Err())
+			return Info{}, nil, fail("restore", key, ctx.Err())
 		}
-		return nil, corrupt("restore", key, "failed %s integrity check: %w", c, err)
+		return Info{}, nil, corrupt("restore", key, "failed %s integrity check: %w", c, err)
 	}
 	if err := <-synced; err != nil {
 		src.Close()
-		return nil, fail("restore", key, err)
+		<-imaged
+		return Info{}, nil, fail("restore", key, err)
 	}
-	return src, nil
+	ir := <-imaged
+	if ir.err != nil {
+		src.Close()
+		if errors.Is(ir.err, errLogMoved) || errors.Is(ir.err, ErrSnapshot) {
+			return Info{}, nil, ir.err
+		}
+		return Info{}, nil, fail("restore", key, ir.err)
+	}
+	if opts.Image {
+		info.Image = ir.im
+	}
+	return info, src, nil
 }
 
 var sqliteMagic = []byte("SQLite format 3\x00")
