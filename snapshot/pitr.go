@@ -121,11 +121,23 @@ func fetchPointOnce(ctx context.Context, b bucket.Bucket, key string, tmp *os.Fi
 	info := Info{Found: true, ETag: attrs.ETag, SnapshotHash: hash, Size: size, BaseKey: base.Key,
 		Log: base.Log, Seq: base.Seq, BaseSeq: base.Seq, Time: base.Time}
 	if base.Log {
-		if err := applyUntil(ctx, b, key, tmp, size, opts, &info); err != nil {
+		im, err := applyUntil(ctx, b, key, tmp, size, opts, &info)
+		if err != nil {
 			return Info{}, nil, err
+		}
+		if opts.Image {
+			info.Image = im
 		}
 		if err := checkLogEnd(h, opts, info); err != nil {
 			return Info{}, nil, err
+		}
+	} else if opts.Image {
+		ps, err := pageSizeOf(tmp)
+		if err == nil {
+			info.Image, err = ImageFromFile(tmp, size, ps)
+		}
+		if err != nil {
+			return Info{}, nil, fail("restore", key, err)
 		}
 	}
 	if opts.Seq > 0 && info.Seq != opts.Seq {
@@ -141,20 +153,20 @@ func fetchPointOnce(ctx context.Context, b bucket.Bucket, key string, tmp *os.Fi
 
 // applyUntil applies to the base in f (size bytes) the deltas after
 // info.Seq in order, each checked as applyLog checks it, up to the point
-// opts name; it updates info.
-func applyUntil(ctx context.Context, b bucket.Bucket, key string, f *os.File, size int64, opts RestoreOptions, info *Info) error {
+// opts name; it updates info and returns the restored file's Image.
+func applyUntil(ctx context.Context, b bucket.Bucket, key string, f *os.File, size int64, opts RestoreOptions, info *Info) (*Image, error) {
 	ps, err := pageSizeOf(f)
 	if err != nil {
-		return fail("restore", key, err)
+		return nil, fail("restore", key, err)
 	}
 	im, err := ImageFromFile(f, size, ps)
 	if err != nil {
-		return fail("restore", key, err)
+		return nil, fail("restore", key, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if opts.Seq > 0 && info.Seq >= opts.Seq {
-		return nil
+		return im, nil
 	}
 	next := fetchLog(ctx, b, key, info.Seq+1)
 	for {
@@ -163,21 +175,21 @@ func applyUntil(ctx context.Context, b bucket.Bucket, key string, f *os.File, si
 			break
 		}
 		if r.err != nil {
-			return r.err
+			return nil, r.err
 		}
 		k := LogKey(key, r.seq)
 		d, err := DecodeDelta(bytes.NewReader(r.data))
 		if err != nil {
-			return corrupt("restore", k, "%w", err)
+			return nil, corrupt("restore", k, "%w", err)
 		}
 		if d.Seq != r.seq {
-			return corrupt("restore", k, "holds sequence %d", d.Seq)
+			return nil, corrupt("restore", k, "holds sequence %d", d.Seq)
 		}
 		if !opts.At.IsZero() && d.Time.After(opts.At) {
 			break
 		}
 		if err := ApplyDelta(f, im, d); err != nil {
-			return corrupt("restore", k, "does not follow %s and the deltas before it: %w", info.BaseKey, err)
+			return nil, corrupt("restore", k, "does not follow %s and the deltas before it: %w", info.BaseKey, err)
 		}
 		info.Seq, info.Deltas, info.DeltaBytes, info.Time = d.Seq, info.Deltas+1, info.DeltaBytes+int64(len(r.data)), d.Time
 		if opts.Seq > 0 && d.Seq == opts.Seq {
@@ -186,10 +198,10 @@ func applyUntil(ctx context.Context, b bucket.Bucket, key string, f *os.File, si
 	}
 	if info.Deltas > 0 {
 		if err := checkHeader(f, int64(len(im.Sums))*int64(ps)); err != nil {
-			return corrupt("restore", key, "the base and its log do not make a valid SQLite file: %w", err)
+			return nil, corrupt("restore", key, "the base and its log do not make a valid SQLite file: %w", err)
 		}
 	}
-	return nil
+	return im, nil
 }
 
 // checkLogEnd makes sure a log that ended before the point asked for did
