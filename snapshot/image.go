@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"hash/crc64"
 	"io"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 )
 
 // imageCRCTable is the CRC-64/ISO table PageChecksum uses.
@@ -137,32 +140,55 @@ func ImageFromFile(r io.ReaderAt, size int64, pageSize int) (*Image, error) {
 			size, pages, int64(MaxPageNo))
 	}
 	im := &Image{PageSize: pageSize, Sums: make([]uint64, pages)}
-	buf := make([]byte, min(int64(imageBlockSize), size))
-	var page1 []byte
-	for off := int64(0); off < size; {
-		b := buf[:min(int64(len(buf)), size-off)]
-		n, err := r.ReadAt(b, off)
-		if n < len(b) {
-			if err == nil || errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
+	// Blocks are independent: a few goroutines take them in turn, each
+	// reading its block and filling in its sums.
+	blocks := (size + imageBlockSize - 1) / imageBlockSize
+	workers := int(min(int64(runtime.GOMAXPROCS(0)), imageWorkers, blocks))
+	var next atomic.Int64
+	errs := make([]error, workers)
+	partial := make([]uint64, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, min(int64(imageBlockSize), size))
+			for {
+				off := next.Add(imageBlockSize) - imageBlockSize
+				if off >= size {
+					return
+				}
+				b := buf[:min(int64(len(buf)), size-off)]
+				n, err := r.ReadAt(b, off)
+				if n < len(b) {
+					if err == nil || errors.Is(err, io.EOF) {
+						err = io.ErrUnexpectedEOF
+					}
+					errs[w] = fmt.Errorf("snapshot: image: reading %d bytes at %d of %d: %w", len(b), off, size, err)
+					next.Store(size) // the others stop too
+					return
+				}
+				for i := 0; i < len(b); i += pageSize {
+					pgno := uint32((off+int64(i))/int64(pageSize)) + 1
+					s := PageChecksum(pgno, b[i:i+pageSize]) // normalizes page 1 itself
+					im.Sums[pgno-1] = s
+					partial[w] ^= s
+				}
 			}
-			return nil, fmt.Errorf("snapshot: image: reading %d bytes at %d of %d: %w", len(b), off, size, err)
+		}()
+	}
+	wg.Wait()
+	for w := range workers {
+		if errs[w] != nil {
+			return nil, errs[w]
 		}
-		for i := 0; i < len(b); i += pageSize {
-			data := b[i : i+pageSize]
-			pgno := uint32((off+int64(i))/int64(pageSize)) + 1
-			if pgno == 1 {
-				page1 = NormalizePage1(append(page1[:0], data...))
-				data = page1
-			}
-			s := PageChecksum(pgno, data)
-			im.Sums[pgno-1] = s
-			im.Checksum ^= s
-		}
-		off += int64(len(b))
+		im.Checksum ^= partial[w]
 	}
 	return im, nil
 }
+
+// imageWorkers bounds the goroutines ImageFromFile reads and sums with.
+const imageWorkers = 4
 
 // Pages returns the number of pages.
 func (im *Image) Pages() uint32 { return uint32(len(im.Sums)) }
