@@ -210,6 +210,47 @@ func TestRestoreAtRecordedHistory(t *testing.T) {
 	}
 }
 
+// The writer's own compactions (here with the default thresholds,
+// reached by incompressible rows) archive the bases they replace under
+// retention=1h, on versitygw: every state it acknowledged restores with
+// restore --at, from whichever base, archived or current, came before.
+func TestRestoreAtWriterCompactions(t *testing.T) {
+	dsnOf, _ := s3env(t)
+	dsn := dsnOf("app.db", "sync=log&retention=1h")
+	db, c := openWriter(t, dsn+"&flush_interval=0")
+	exec1(t, db, "CREATE TABLE t(x INTEGER PRIMARY KEY, v TEXT)")
+	exec1(t, db, "CREATE TABLE pad(b BLOB)")
+	type state struct {
+		at   time.Time
+		rows string
+	}
+	var acked []state
+	for round := range 14 {
+		exec1(t, db, "INSERT INTO t(v) VALUES (?)", fmt.Sprint("round ", round))
+		exec1(t, db, "INSERT INTO pad VALUES (randomblob(450000))")
+		flush(t, db)
+		acked = append(acked, state{time.Now(), dump(t, db)})
+	}
+	if st := c.Stats(); st.Compactions < 2 {
+		t.Fatalf("stats %+v: want the writer to have compacted at least twice", st)
+	}
+	var h snapshot.History
+	if err := json.Unmarshal([]byte(mustCLI(t, "ls", "--json", dsn)), &h); err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(h.Archives)) != c.Stats().Compactions {
+		t.Fatalf("%d archived bases after %d compactions", len(h.Archives), c.Stats().Compactions)
+	}
+	dir := t.TempDir()
+	for i, s := range acked {
+		file := filepath.Join(dir, fmt.Sprintf("at%d.db", i))
+		mustCLI(t, "restore", "-q", "--check", "quick", dsn, file, "--at", s.at.Format(time.RFC3339Nano))
+		if got := rows(t, file); got != s.rows {
+			t.Fatalf("restore --at state %d: %q, want %q", i, got, s.rows)
+		}
+	}
+}
+
 // verify finds a damaged delta, names it and exits 1; restore refuses
 // it too and writes nothing.
 func TestVerifyDamagedDelta(t *testing.T) {
