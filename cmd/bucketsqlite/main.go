@@ -83,6 +83,7 @@ func usage() string {
 type env struct {
 	stdout, stderr io.Writer
 	quiet          bool
+	usage, summary string // the command's arguments and what it does, for -h
 }
 
 // run runs the command line args and returns the exit code.
@@ -100,7 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if c.name != args[0] {
 			continue
 		}
-		e := &env{stdout: stdout, stderr: stderr}
+		e := &env{stdout: stdout, stderr: stderr, usage: c.args, summary: c.summary}
 		err := c.run(ctx, e, args[1:])
 		var ue *usageError
 		switch {
@@ -123,6 +124,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func (e *env) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: bucketsqlite %s %s\n\n%s.\n\nFlags:\n", name, e.usage, e.summary)
+		fs.PrintDefaults()
+	}
 	fs.BoolVar(&e.quiet, "q", false, "quiet: no progress bar")
 	return fs
 }
