@@ -194,9 +194,23 @@ func TestRestoreAtRecordedHistory(t *testing.T) {
 		}
 	}
 
+	last := acked[len(acked)-1].seq
+	code, _, errOut = cli(t, "verify", "--seq", fmt.Sprint(last+5), dsn)
+	if code != exitFailure || !strings.Contains(errOut, "beyond the log") {
+		t.Fatalf("verify --seq beyond the log: exit %d, %s", code, errOut)
+	}
+	out := mustCLI(t, "prune", "--dry-run", "--retention", "0", dsn)
+	if !strings.Contains(out, "would delete "+snapshot.ArchiveKey("app.db", 0)) {
+		t.Fatalf("prune --dry-run said:\n%s", out)
+	}
+	var again snapshot.History
+	if err := json.Unmarshal([]byte(mustCLI(t, "ls", "--json", dsn)), &again); err != nil || len(again.Archives) != len(h.Archives) {
+		t.Fatalf("prune --dry-run deleted: %d archives left of %d (%v)", len(again.Archives), len(h.Archives), err)
+	}
+
 	// Pruning with no retention keeps what a restore of the latest state
 	// needs, and that still restores.
-	out := mustCLI(t, "prune", "--retention", "0", dsn)
+	out = mustCLI(t, "prune", "--retention", "0", dsn)
 	if !strings.Contains(out, "deleted "+snapshot.ArchiveKey("app.db", 0)) {
 		t.Fatalf("prune said:\n%s", out)
 	}
