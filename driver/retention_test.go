@@ -116,3 +116,34 @@ func TestRetentionPointInTime(t *testing.T) {
 		t.Fatalf("restore of an expired state: %v, want ErrNotKept", err)
 	}
 }
+
+// A writer without retention, continuing a log that has archived bases,
+// deletes only deltas when it compacts: its LIST of KEY.log/ skips the
+// archives' names, which `bucketsqlite prune` removes.
+func TestCompactionSkipsArchives(t *testing.T) {
+	defer driver.SetLogPolicy(1<<30, 4, 256<<10)()
+	b := bucket.NewMemory()
+	write := func(params string, rounds int) {
+		db, _ := openLog(t, b, "app.db", params)
+		defer db.Close()
+		mustExec(t, db, "CREATE TABLE IF NOT EXISTS t(x INTEGER PRIMARY KEY, v TEXT)")
+		for round := range rounds {
+			mustExec(t, db, "INSERT INTO t(v) VALUES (?)", strings.Repeat(fmt.Sprint(round), 100))
+			mustFlush(t, db)
+		}
+	}
+	write("&retention=1h", 12)
+	h, err := snapshot.ReadHistory(context.Background(), b, "app.db", snapshot.HistoryOptions{})
+	if err != nil || len(h.Archives) < 2 {
+		t.Fatalf("%v: %d archives after the writer with retention", err, len(h.Archives))
+	}
+	write("", 12)
+	after, err := snapshot.ReadHistory(context.Background(), b, "app.db", snapshot.HistoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Archives) != len(h.Archives) || after.Base.Seq <= h.Base.Seq || after.Deltas[0].Seq <= h.Deltas[0].Seq {
+		t.Fatalf("after a writer without retention: %d archives (was %d), base %d (was %d), first delta %d (was %d)",
+			len(after.Archives), len(h.Archives), after.Base.Seq, h.Base.Seq, after.Deltas[0].Seq, h.Deltas[0].Seq)
+	}
+}
