@@ -46,6 +46,12 @@ func (cfg *Config) normalize() error {
 	if _, err := parseSyncMode(cfg.Sync.String()); err != nil {
 		return dsnErr("sync", "%v", err)
 	}
+	if cfg.Retention < 0 {
+		return dsnErr("retention", "negative (%v)", cfg.Retention)
+	}
+	if cfg.Retention > 0 && cfg.Sync != SyncLog {
+		return dsnErr("retention", "keeps the bases and deltas of a delta log: it needs sync=log")
+	}
 	if err := checkPragmas(cfg.Pragmas); err != nil {
 		return err
 	}

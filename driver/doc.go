@@ -81,7 +81,7 @@
 //
 // Settings that cannot be shared must agree: flush_interval,
 // flush_timeout, keep_previous, local, integrity_check,
-// conditional_writes, _journal_mode and the S3 settings (endpoint,
+// conditional_writes, retention, _journal_mode and the S3 settings (endpoint,
 // region, profile, path_style). A second open that disagrees fails with a
 // *DSNError naming the parameter (errors.Is(err, ErrInvalidDSN)).
 // A second open of the same database is never ErrInUse: that error, from

@@ -79,6 +79,12 @@ type Config struct {
 	// ConditionalWrites says whether the bucket's enforcement of write
 	// conditions, on which fencing a second writer rests, is checked.
 	ConditionalWrites ConditionalWrites
+	// Retention is how long old bases and deltas are kept, so that a
+	// point-in-time restore (snapshot.RestoreOptions.At) can go back that
+	// far: a compaction archives the base it replaces and prunes what
+	// has expired. 0 keeps only what a restore of the latest state
+	// needs. It needs SyncLog.
+	Retention time.Duration
 
 	// SQLite holds go-sqlite3 connection parameters (_journal_mode,
 	// _busy_timeout, _foreign_keys, ...), by their canonical names. The
@@ -158,6 +164,8 @@ func dsnErr(param, format string, args ...any) error {
 //	conditional_writes  auto|probe|trust|off: check that the bucket enforces
 //	                 write conditions before the first upload (default auto;
 //	                 see ConditionalWrites)
+//	retention        Go duration: keep old bases and deltas that long for
+//	                 point-in-time restores (default 0; needs sync=log)
 //	_journal_mode, _busy_timeout, _foreign_keys, ...   go-sqlite3 settings
 //
 // A boolean, here as in go-sqlite3's parameters, is true, 1, yes or on,
@@ -272,7 +280,7 @@ func locationErr(err error, whole string) error {
 // go-sqlite3's) rather than the bucket location's.
 func isDriverParam(name string) bool {
 	switch name {
-	case "flush_interval", "flush_timeout", "keep_previous", "local", "integrity_check", "conditional_writes", "sync",
+	case "flush_interval", "flush_timeout", "keep_previous", "local", "integrity_check", "conditional_writes", "sync", "retention",
 		"cache", "mode", "parseTime":
 		return true
 	}
@@ -293,6 +301,12 @@ func (cfg *Config) set(name, val string) error {
 		} else {
 			cfg.FlushTimeout = d
 		}
+	case "retention":
+		d, err := time.ParseDuration(val)
+		if err != nil {
+			return dsnErr(name, "want a Go duration such as 72h, got %q", val)
+		}
+		cfg.Retention = d
 	case "keep_previous":
 		b, err := param.ParseBool(val)
 		if err != nil {

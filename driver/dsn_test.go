@@ -54,6 +54,9 @@ func TestParseDSN(t *testing.T) {
 		{"file:///my%20dir/a%3Fb.db", withCfg(func(c *Config) { c.Bucket, c.Key = fileURL("/my dir"), "a?b.db" })},
 		{"file:///a/b%2Fc.db", withCfg(func(c *Config) { c.Bucket, c.Key = fileURL("/a/b"), "c.db" })},
 		{"mem://test/x/y.db", withCfg(func(c *Config) { c.Bucket, c.Key = memURL("test"), "x/y.db" })},
+		{"mem://t/k?sync=log&retention=72h", withCfg(func(c *Config) {
+			c.Bucket, c.Key, c.Sync, c.FlushInterval, c.Retention = memURL("t"), "k", SyncLog, DefaultLogFlushInterval, 72*time.Hour
+		})},
 		{"mem://t/k?_journal_mode=delete&_fk=yes&_busy_timeout=100&_txlock=IMMEDIATE&_secure_delete=fast&_query_only=OFF",
 			withCfg(func(c *Config) {
 				c.Bucket, c.Key = memURL("t"), "k"
@@ -110,6 +113,9 @@ func TestFormatDSN(t *testing.T) {
 		{withCfg(func(c *Config) {
 			c.Bucket, c.Key, c.Sync, c.FlushInterval = s3URL("b"), "k.db", SyncLog, DefaultLogFlushInterval
 		}), "s3://b/k.db?sync=log"},
+		{withCfg(func(c *Config) {
+			c.Bucket, c.Key, c.Sync, c.FlushInterval, c.Retention = s3URL("b"), "k.db", SyncLog, DefaultLogFlushInterval, 90*time.Minute
+		}), "s3://b/k.db?retention=1h30m0s&sync=log"},
 	}
 	for _, tt := range tests {
 		if got := tt.cfg.FormatDSN(); got != tt.want {
@@ -144,6 +150,9 @@ func TestParseDSNErrors(t *testing.T) {
 		{"s3://[::1]/app.db", "bucket"},
 		{"s3://" + strings.Repeat("b", 256) + "/app.db", "bucket"},
 		{"s3://bucket", "key"},
+		{"s3://b/k.db?sync=log&retention=3d", "retention"},
+		{"s3://b/k.db?sync=log&retention=-1h", "retention"},
+		{"s3://b/k.db?retention=1h", "retention"}, // needs sync=log
 		{"s3://bucket/", "key"},
 		{"s3://bucket//b.db", "key"},
 		{"s3://bucket/a//b.db", "key"},

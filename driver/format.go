@@ -42,6 +42,9 @@ func (cfg *Config) FormatDSN() string {
 	if cfg.Sync != SyncFull {
 		q.Set("sync", cfg.Sync.String())
 	}
+	if cfg.Retention != 0 {
+		q.Set("retention", cfg.Retention.String())
+	}
 	if cfg.ConditionalWrites != ConditionsAuto {
 		q.Set("conditional_writes", cfg.ConditionalWrites.String())
 	}

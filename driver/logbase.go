@@ -38,6 +38,9 @@ func (l *logSync) publishBase(ctx context.Context, f *snapshot.File, im *snapsho
 	if err := pending(f.Hash); err != nil {
 		return out, &snapshot.Error{Op: "flush", Key: l.key, Err: err}
 	}
+	if err := l.archive(ctx, remote.ETag); err != nil {
+		return out, err
+	}
 	res, err := snapshot.Publish(ctx, f, l.b, l.key, snapshot.FlushOptions{
 		KeepPrevious: l.keepPrevious, IfMatch: remote.ETag, Unconfirmed: append(slices.Clone(remote.Pending), l.unconfirmed...),
 		PrevETag: remote.PrevETag, Log: true, Seq: l.seq,
@@ -56,7 +59,7 @@ func (l *logSync) publishBase(ctx context.Context, f *snapshot.File, im *snapsho
 	l.recorded(nil)
 	if compacted {
 		l.counts.compactions++
-		l.deleteThrough(ctx, oldBaseSeq)
+		l.prune(ctx, oldBaseSeq)
 	}
 	out.result = res
 	return out, nil

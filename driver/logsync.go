@@ -40,6 +40,7 @@ type logSync struct {
 	b            bucket.Bucket
 	key          string
 	keepPrevious bool
+	retention    time.Duration
 	tempDir      string
 	walPath      string
 	log          *slog.Logger
@@ -118,7 +119,7 @@ var _ strategy = (*logSync)(nil)
 func newLogSync(b bucket.Bucket, cfg *Config, wc *workingCopy, log *slog.Logger, restored snapshot.Info, p plan, kept *snapshot.Image) *logSync {
 	host, _ := os.Hostname()
 	l := &logSync{
-		b: b, key: cfg.Key, keepPrevious: cfg.KeepPrevious, tempDir: wc.dir(), walPath: wc.path + "-wal", log: log,
+		b: b, key: cfg.Key, keepPrevious: cfg.KeepPrevious, retention: cfg.Retention, tempDir: wc.dir(), walPath: wc.path + "-wal", log: log,
 		open:     func() (*sqlite3.SQLiteConn, error) { return wc.openFlushConn() },
 		writer:   fmt.Sprintf("%s/%d", host, os.Getpid()),
 		rollback: cfg.sqliteParams().Get("_journal_mode") != "WAL",

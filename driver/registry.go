@@ -112,6 +112,8 @@ func sharable(open, cfg *Config) error {
 		return differ("sync", open.Sync, cfg.Sync)
 	case open.ConditionalWrites != cfg.ConditionalWrites:
 		return differ("conditional_writes", open.ConditionalWrites, cfg.ConditionalWrites)
+	case open.Retention != cfg.Retention:
+		return differ("retention", open.Retention, cfg.Retention)
 	}
 	if was, now := open.sqliteParams().Get("_journal_mode"), cfg.sqliteParams().Get("_journal_mode"); was != now {
 		return differ("_journal_mode", was, now)

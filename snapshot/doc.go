@@ -125,6 +125,24 @@
 //     it: Restore refuses it with ErrCorrupt, and KEY.prev, when kept,
 //     holds the previous snapshot.
 //
+// # History and point-in-time restore
+//
+// ReadHistory lists what a bucket holds of a database: the base, KEY.prev,
+// the archived bases a writer with a retention keeps (ArchiveKey), and the
+// deltas, each with its sequence and flush time. RestoreFile with
+// RestoreOptions.At restores the state as of the last flush at or before a
+// time, and with RestoreOptions.Seq as of a sequence, verified like any
+// restore; a state no longer kept is ErrNotKept.
+//
+//	info, err := snapshot.RestoreFile(ctx, b, "app.db", "/tmp/app-9am.db",
+//		snapshot.RestoreOptions{At: time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)})
+//
+// Verify checks what a restore would use without keeping it; Push makes a
+// local SQLite file the database (a new base, conditional, fencing a
+// writer still running on the old one); Compact and Prune do on demand
+// what a writer in sync=log does on its own. Command bucketsqlite
+// (cmd/bucketsqlite) is a thin layer over these.
+//
 // # Temp files
 //
 // Snapshots and downloads go through private temp files
@@ -137,7 +155,7 @@
 //
 // Every failure is an *Error naming the operation and the key. Match kinds
 // with errors.Is: ErrCorrupt, ErrConflict, ErrForeignObject,
-// ErrConditionsIgnored, and ErrSnapshot for any of them; bucket errors (bucket.ErrNotFound, ...) stay matchable through it.
+// ErrConditionsIgnored, ErrNotKept, and ErrSnapshot for any of them; bucket errors (bucket.ErrNotFound, ...) stay matchable through it.
 //
 // # cgo
 //

@@ -41,7 +41,9 @@ var (
 // cause with errors.Is / errors.As: a flush whose upload failed with a
 // bucket error still matches bucket.ErrNotFound, say.
 type Error struct {
-	// Op is "restore", "flush" or "probe".
+	// Op is "restore", "flush", "probe", or one of the history's
+	// operations: "history", "verify", "push", "compact", "archive",
+	// "prune".
 	Op string
 	// Key is the snapshot's key in the bucket.
 	Key string

@@ -231,6 +231,8 @@ func publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts Flu
 	write := bucket.WriteOptions{Metadata: map[string]string{MetaSHA256: f.Hash, MetaKeySHA256: keyHash(key)}}
 	if opts.Log {
 		write.Metadata[MetaSeq] = strconv.FormatUint(opts.Seq, 10)
+		write.Metadata[MetaTime] = formatTime(opts.Time)
+		write.Metadata[MetaWriter] = thisWriter()
 	}
 	switch {
 	case opts.Force:

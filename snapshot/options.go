@@ -1,6 +1,9 @@
 package snapshot
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // MetaSHA256 is the object-metadata key under which Flush records the
 // snapshot's SHA-256 (lower-case hex). Restore verifies a download against
@@ -72,6 +75,18 @@ type RestoreOptions struct {
 	// os.TempDir(). RestoreFile always downloads beside its target so that
 	// the final rename is atomic.
 	TempDir string
+
+	// At, when set, restores the database as of the last flush at or
+	// before At rather than the latest: from the newest base (KEY,
+	// KEY.prev or an archived base) flushed at or before At, the deltas
+	// flushed at or before At. How far back is possible depends on the
+	// writer's retention (see docs/FORMAT.md). See RestorePoint.
+	At time.Time
+	// Seq, when above 0, restores the database as of sequence Seq: from
+	// the newest base that includes at most Seq, its deltas up to Seq. A
+	// sequence the bucket no longer holds, or holds no longer, is an
+	// error naming what is missing.
+	Seq uint64
 }
 
 // Info describes the snapshot a restore found.
@@ -100,6 +115,13 @@ type Info struct {
 	// Image is the restored database's Image, when RestoreOptions.Image
 	// asked for it: what a writer continuing the log starts from.
 	Image *Image
+	// BaseKey is the key of the base restored from: KEY, or with
+	// RestoreOptions.At or Seq, KEY.prev or an archived base.
+	BaseKey string
+	// Time is when the restored state was flushed (the last delta's
+	// time, or the base's), when known: set by restores with
+	// RestoreOptions.At or Seq.
+	Time time.Time
 }
 
 // FlushOptions tune a flush.
@@ -163,6 +185,11 @@ type FlushOptions struct {
 	// TempDir is where the snapshot is written before upload. Empty means
 	// os.TempDir().
 	TempDir string
+
+	// Time is when the state the snapshot holds was flushed, recorded
+	// with Log in the base's metadata (MetaTime) for point-in-time
+	// restores. Zero means now.
+	Time time.Time
 }
 
 // Result is the outcome of a flush.

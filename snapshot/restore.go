@@ -116,6 +116,9 @@ func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts Re
 // (while the integrity check runs). On success it returns an open
 // read-only connection to tmp; on a missing object, Found false.
 func fetch(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, opts RestoreOptions, sync bool) (Info, *sqlite3.SQLiteConn, error) {
+	if !opts.At.IsZero() || opts.Seq > 0 {
+		return fetchPoint(ctx, b, key, tmp, opts, sync)
+	}
 	for attempt := 1; ; attempt++ {
 		info, src, err := fetchOnce(ctx, b, key, tmp, opts, sync)
 		if !errors.Is(err, errLogMoved) || attempt == 3 {
@@ -163,7 +166,7 @@ func fetchOnce(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, o
 	if err := checkHeader(tmp, size); err != nil {
 		return Info{}, nil, corrupt("restore", key, "not a valid SQLite file: %w", err)
 	}
-	info := Info{Found: true, ETag: attrs.ETag, SnapshotHash: hash, Size: size}
+	info := Info{Found: true, ETag: attrs.ETag, SnapshotHash: hash, Size: size, BaseKey: key}
 	seq, hasLog, err := baseSeq(attrs)
 	if err != nil {
 		return Info{}, nil, corrupt("restore", key, "%w", err)
