@@ -40,13 +40,16 @@ func (cfg *Config) normalize() error {
 	if cfg.FlushTimeout < 0 {
 		return dsnErr("flush_timeout", "negative (%v)", cfg.FlushTimeout)
 	}
+	if cfg.RefreshInterval < 0 {
+		return dsnErr("refresh_interval", "negative (%v)", cfg.RefreshInterval)
+	}
 	if _, err := snapshot.ParseCheck(cfg.Check.String()); err != nil {
 		return dsnErr("integrity_check", "%v", err)
 	}
 	if _, err := parseSyncMode(cfg.Sync.String()); err != nil {
 		return dsnErr("sync", "%v", err)
 	}
-	if cfg.Sync == SyncLog {
+	if cfg.Sync == SyncLog && !cfg.Replica {
 		if jm := cfg.sqliteParams().Get("_journal_mode"); jm != "WAL" {
 			return dsnErr("sync", "log reads the changes from the WAL: it needs _journal_mode=WAL, not %s", jm)
 		}

@@ -70,6 +70,14 @@ type Config struct {
 	// ConditionalWrites says whether the bucket's enforcement of write
 	// conditions, on which fencing a second writer rests, is checked.
 	ConditionalWrites ConditionalWrites
+	// Replica opens the database as a read replica: it restores like a
+	// writer, then follows the writer's delta log, never writes to the
+	// bucket, and refuses writes. See the package doc's "Read replicas".
+	Replica bool
+	// RefreshInterval is how often a replica asks the bucket for the
+	// writer's next delta; 0 disables the loop (refresh with Refresh
+	// only). Ignored unless Replica is set.
+	RefreshInterval time.Duration
 
 	// SQLite holds go-sqlite3 connection parameters (_journal_mode,
 	// _busy_timeout, _foreign_keys, ...), by their canonical names. The
@@ -90,6 +98,8 @@ func NewConfig() *Config {
 		FlushTimeout:  DefaultFlushTimeout,
 		KeepPrevious:  DefaultKeepPrevious,
 		Check:         snapshot.CheckFull,
+
+		RefreshInterval: DefaultRefreshInterval,
 	}
 }
 
@@ -149,6 +159,10 @@ func dsnErr(param, format string, args ...any) error {
 //	conditional_writes  auto|probe|trust|off: check that the bucket enforces
 //	                 write conditions before the first upload (default auto;
 //	                 see ConditionalWrites)
+//	replica          boolean: a read replica that follows the writer's log and
+//	                 refuses writes (default false; see "Read replicas")
+//	refresh_interval Go duration: how often a replica polls; 0: only on
+//	                 Refresh (default 1s)
 //	_journal_mode, _busy_timeout, _foreign_keys, ...   go-sqlite3 settings
 //
 // A boolean, here as in go-sqlite3's parameters, is true, 1, yes or on,
@@ -261,6 +275,7 @@ func locationErr(err error, whole string) error {
 func isDriverParam(name string) bool {
 	switch name {
 	case "flush_interval", "flush_timeout", "keep_previous", "local", "integrity_check", "conditional_writes", "sync",
+		"replica", "refresh_interval",
 		"cache", "mode", "parseTime":
 		return true
 	}
@@ -281,12 +296,22 @@ func (cfg *Config) set(name, val string) error {
 		} else {
 			cfg.FlushTimeout = d
 		}
-	case "keep_previous":
+	case "keep_previous", "replica":
 		b, err := param.ParseBool(val)
 		if err != nil {
 			return dsnErr(name, "%v", err)
 		}
-		cfg.KeepPrevious = b
+		if name == "replica" {
+			cfg.Replica = b
+		} else {
+			cfg.KeepPrevious = b
+		}
+	case "refresh_interval":
+		d, err := time.ParseDuration(val)
+		if err != nil {
+			return dsnErr(name, "want a Go duration such as 1s or 500ms, got %q", val)
+		}
+		cfg.RefreshInterval = d
 	case "local":
 		if val == "" {
 			return dsnErr(name, "empty path")

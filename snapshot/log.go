@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/buckethead/bucketsqlite/bucket"
 )
@@ -36,6 +37,7 @@ type logRestore struct {
 	deltaBytes int64
 	image      *Image
 	size       int64
+	time       time.Time // the last delta's
 }
 
 // baseSeq returns the sequence a base records, and whether it has a log.
@@ -134,6 +136,7 @@ func applyLog(ctx context.Context, b bucket.Bucket, key string, f *os.File, size
 		}
 		lr.seq, lr.deltas, lr.deltaBytes = d.Seq, lr.deltas+1, lr.deltaBytes+int64(len(r.data))
 		lr.size = int64(d.Commit) * int64(ps)
+		lr.time = d.Time
 	}
 	if lr.deltas > 0 {
 		// A compaction between reading the base and reading its log can

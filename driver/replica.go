@@ -1,0 +1,414 @@
+//go:build cgo
+
+package driver
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/buckethead/bucketsqlite/bucket"
+	"github.com/buckethead/bucketsqlite/snapshot"
+)
+
+// DefaultRefreshInterval is how often a replica asks for the writer's next
+// delta. One GET a second is 2.6 million requests a month, about $1.04 at
+// S3's $0.0004 per 1,000 GETs, for changes visible within about a second
+// of the writer's flush; see the README's cost table.
+const DefaultRefreshInterval = time.Second
+
+// headEvery is how many polls go by between HEADs of KEY while the log
+// answers: a HEAD notices a base that replaced the log (a writer that
+// switched to sync=full, or a database put back by hand) even when no
+// delta is coming. A HEAD is also made after a failed or late poll and
+// whenever the base has no log.
+const headEvery = 60
+
+// ErrNotReplica is returned by Refresh for a database that is not a read
+// replica (replica=true).
+var ErrNotReplica = errors.New("bucketsqlite: not a read replica (replica=true)")
+
+// replica follows a writer's delta log into the working copy, which its
+// readers query read-only. A refresh downloads and checks what is new
+// with no lock held, then writes it into the file under an exclusive
+// SQLite lock (see applier): every query sees one whole flushed state.
+type replica struct {
+	b        bucket.Bucket
+	key      string
+	wc       *workingCopy
+	log      *slog.Logger
+	check    snapshot.Check
+	interval time.Duration
+	ap       *applier
+
+	// sem serializes refreshes; a channel so that waiting honours ctx.
+	sem chan struct{}
+	// What the working copy holds, written with sem held.
+	baseETag, baseSHA string
+	baseSeq, seq      uint64
+	hasLog            bool
+	im                *snapshot.Image // nil: unknown, the next refresh restores
+	polls             int             // since the last HEAD of KEY
+	needHead          bool
+	lastPoll          time.Time // the last poll that answered
+	closed            bool
+
+	mu        sync.Mutex
+	stats     Stats
+	loggedErr string
+
+	stopLoop context.CancelFunc
+	loopDone chan struct{}
+}
+
+// Refresh makes the read replica db catch up with the bucket now: it asks
+// for the writer's next deltas, applies them, and restores a new base if
+// the log moved on without it. It returns the refresh's error (the replica
+// then stays on its last complete state). db must be a replica
+// (replica=true): another database is ErrNotReplica. A replica that has
+// not opened a connection yet is restored first.
+func Refresh(ctx context.Context, db *sql.DB) error {
+	c, err := connectorOf(db)
+	if err != nil {
+		return err
+	}
+	return c.Refresh(ctx)
+}
+
+// Refresh is the package-level Refresh for this connector's database.
+func (c *Connector) Refresh(ctx context.Context) error {
+	d := c.db
+	if !d.cfg.Replica {
+		return fmt.Errorf("%w: %s", ErrNotReplica, d.where)
+	}
+	if err := d.ensureReady(ctx); err != nil {
+		return err
+	}
+	r := d.rep.Load()
+	if r == nil {
+		return ErrClosed
+	}
+	if err := r.refresh(ctx); err != nil {
+		return d.wrap("refresh", err)
+	}
+	return nil
+}
+
+func (r *replica) lock(ctx context.Context) error {
+	select {
+	case r.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the refresh in progress: %w", context.Cause(ctx))
+	}
+}
+
+func (r *replica) unlock() { <-r.sem }
+
+// refresh is the one refresh path: periodic and explicit.
+func (r *replica) refresh(ctx context.Context) error {
+	if err := r.lock(ctx); err != nil {
+		return err
+	}
+	defer r.unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	err := r.refreshLocked(ctx)
+	r.mu.Lock()
+	r.stats.Refreshes++
+	if err != nil {
+		r.stats.RefreshFailures++
+		r.stats.LastError = err
+	} else {
+		r.stats.LastError = nil
+		r.stats.LastRefresh = time.Now()
+	}
+	r.fillStats()
+	logged := r.loggedErr
+	if err == nil {
+		r.loggedErr = ""
+	} else {
+		r.loggedErr = err.Error()
+	}
+	r.mu.Unlock()
+	switch {
+	case err != nil && err.Error() != logged:
+		// Once per distinct error: a replica that cannot refresh
+		// would otherwise log every second.
+		r.log.Error("bucketsqlite: replica refresh failed; queries see the last complete state", "seq", r.seq, "err", err)
+	case err == nil && logged != "":
+		r.log.Info("bucketsqlite: replica refreshes again", "seq", r.seq)
+	}
+	return err
+}
+
+// refreshLocked asks for what is new and applies it; sem is held.
+func (r *replica) refreshLocked(ctx context.Context) error {
+	if r.im == nil {
+		return r.rebase(ctx)
+	}
+	late := r.interval <= 0 || time.Since(r.lastPoll) > 3*r.interval+time.Second
+	if !r.hasLog || r.needHead || late || r.polls >= headEvery {
+		done, err := r.head(ctx)
+		if err != nil || done {
+			return err
+		}
+	}
+	r.polls++
+	for {
+		d, n, err := snapshot.FetchDelta(ctx, r.b, r.key, r.seq+1)
+		if err != nil {
+			if !errors.Is(err, snapshot.ErrCorrupt) {
+				r.needHead = true // we may have been away a while
+			}
+			return err
+		}
+		r.lastPoll = time.Now()
+		if d == nil && r.seq < r.baseSeq {
+			// The base includes deltas we lack, and this one is gone.
+			return r.rebase(ctx)
+		}
+		if d == nil {
+			return nil
+		}
+		r.count(func(st *Stats) { st.DeltasDownloaded++; st.BytesDownloaded += n })
+		if d.PageSize != uint32(r.im.PageSize) || d.PreChecksum != r.im.Checksum {
+			// Not our log any more: the key was replaced by another
+			// database, which only its base can bring us to.
+			r.log.Info("bucketsqlite: replica's next delta follows another state; restoring the base", "seq", d.Seq)
+			return r.rebase(ctx)
+		}
+		if err := r.applyDelta(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// head asks for KEY's attributes and acts on a base that changed: done
+// reports that nothing is left to do this refresh.
+func (r *replica) head(ctx context.Context) (done bool, err error) {
+	attrs, err := r.b.Stat(ctx, r.key)
+	switch {
+	case errors.Is(err, bucket.ErrNotFound):
+		return true, errors.New("the snapshot is gone from the bucket; the replica keeps its last state")
+	case err != nil:
+		return true, err
+	}
+	r.lastPoll, r.polls, r.needHead = time.Now(), 0, false
+	seq, hasLog, err := metaSeq(attrs)
+	if err != nil {
+		return true, err
+	}
+	if attrs.ETag == r.baseETag {
+		return !r.hasLog, nil
+	}
+	if !hasLog || !r.hasLog {
+		return true, r.rebase(ctx)
+	}
+	if seq > r.seq {
+		// A compaction beyond us: our next delta may be gone. One GET
+		// says whether the log still brings us there (cheaper than a
+		// base); otherwise the new base must.
+		d, n, err := snapshot.FetchDelta(ctx, r.b, r.key, r.seq+1)
+		if err != nil && !errors.Is(err, snapshot.ErrCorrupt) {
+			return true, err
+		}
+		if err != nil || d == nil || d.PreChecksum != r.im.Checksum || d.PageSize != uint32(r.im.PageSize) {
+			return true, r.rebase(ctx)
+		}
+		r.count(func(st *Stats) { st.DeltasDownloaded++; st.BytesDownloaded += n })
+		if err := r.applyDelta(ctx, d); err != nil {
+			return true, err
+		}
+	}
+	// A base at or before our sequence: the writer compacted, and its
+	// image equals ours at that sequence (the next delta's pre-checksum
+	// proves it, or sends us to the base).
+	r.baseETag, r.baseSHA, r.baseSeq = attrs.ETag, attrs.Metadata[snapshot.MetaSHA256], seq
+	r.save()
+	return false, nil
+}
+
+// metaSeq reads a base's sequence (snapshot.MetaSeq) and whether it has a
+// log.
+func metaSeq(attrs bucket.Attrs) (uint64, bool, error) {
+	v, ok := attrs.Metadata[snapshot.MetaSeq]
+	if !ok {
+		return 0, false, nil
+	}
+	seq, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("%w: base metadata %s=%q is not a sequence number", snapshot.ErrCorrupt, snapshot.MetaSeq, v)
+	}
+	return seq, true, nil
+}
+
+// applyDelta checks d against the image with no lock held, then writes it
+// under the applier's lock.
+func (r *replica) applyDelta(ctx context.Context, d *snapshot.Delta) error {
+	next := r.im.Clone()
+	sum, err := next.Update(d.Pages, d.Commit)
+	if err != nil {
+		return fmt.Errorf("%w: delta %d: %v", snapshot.ErrCorrupt, d.Seq, err)
+	}
+	if sum != d.PostChecksum {
+		return fmt.Errorf("%w: delta %d: applying it would give image checksum %016x, not the %016x it records",
+			snapshot.ErrCorrupt, d.Seq, sum, d.PostChecksum)
+	}
+	start := time.Now()
+	if err := r.ap.writeDelta(ctx, d); err != nil {
+		return r.broken(err)
+	}
+	r.im, r.seq = next, d.Seq
+	r.count(func(st *Stats) {
+		st.DeltasApplied++
+		st.LastApply = time.Since(start)
+		st.WriterFlush = d.Time
+	})
+	r.save()
+	return nil
+}
+
+// broken handles a failed write into the working copy: the file no
+// longer matches any image, and the next refresh restores a base.
+func (r *replica) broken(err error) error {
+	if errors.Is(err, errNotWritten) {
+		return err
+	}
+	r.im = nil
+	return err
+}
+
+// rebase restores KEY (a base and its log) into a scratch file beside the
+// working copy, then copies into the working copy, under the applier's
+// lock, only the pages that differ.
+func (r *replica) rebase(ctx context.Context) error {
+	scratch := r.wc.path + "-replica-next"
+	defer removeScratch(scratch)
+	info, err := snapshot.RestoreFile(ctx, r.b, r.key, scratch, snapshot.RestoreOptions{Check: r.check, Image: true})
+	if err != nil {
+		return err
+	}
+	if !info.Found {
+		return errors.New("the snapshot is gone from the bucket; the replica keeps its last state")
+	}
+	r.count(func(st *Stats) {
+		st.Rebases++
+		st.BytesDownloaded += info.Size + info.DeltaBytes
+		st.DeltasDownloaded += int64(info.Deltas)
+	})
+	start := time.Now()
+	if err := r.ap.copyFrom(ctx, scratch, r.im, info.Image); err != nil {
+		return r.broken(err)
+	}
+	r.setBase(info)
+	r.count(func(st *Stats) { st.LastApply = time.Since(start) })
+	r.save()
+	return nil
+}
+
+// setBase records that the working copy holds what info restored.
+func (r *replica) setBase(info snapshot.Info) {
+	r.baseETag, r.baseSHA, r.baseSeq, r.seq, r.hasLog, r.im = info.ETag, info.SnapshotHash, info.BaseSeq, info.Seq, info.Log, info.Image
+	r.lastPoll, r.polls, r.needHead = time.Now(), 0, false
+	r.count(func(st *Stats) { st.WriterFlush = info.DeltaTime })
+}
+
+func removeScratch(path string) {
+	for _, side := range []string{"", "-journal", "-wal", "-shm"} {
+		os.Remove(path + side)
+	}
+}
+
+// save records, beside a persistent working copy, the state it holds, so
+// that a restart goes on from it (see resume).
+func (r *replica) save() {
+	if !r.wc.persist || r.im == nil || !r.hasLog {
+		return
+	}
+	st := syncState{Bucket: r.wc.bucket, Key: r.key, ETag: r.baseETag, SHA256: r.baseSHA,
+		Seq: r.seq, BaseSeq: r.baseSeq, Image: hexSum(r.im.Checksum)}
+	if err := writeState(r.wc.path, st); err != nil {
+		r.log.Warn("bucketsqlite: cannot record the replica's state", "err", err)
+	}
+}
+
+func (r *replica) count(f func(*Stats)) {
+	r.mu.Lock()
+	f(&r.stats)
+	r.mu.Unlock()
+}
+
+// fillStats copies the state into the stats; mu and sem are held.
+func (r *replica) fillStats() {
+	r.stats.Seq, r.stats.ETag, r.stats.LastHash = r.seq, r.baseETag, r.baseSHA
+}
+
+// Stats returns the replica's statistics.
+func (r *replica) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.stats
+	st.Replica = true
+	if !st.WriterFlush.IsZero() {
+		st.Lag = time.Since(st.WriterFlush)
+	}
+	return st
+}
+
+// loop refreshes every interval until ctx is cancelled.
+func (r *replica) loop(ctx context.Context) {
+	defer close(r.loopDone)
+	if r.interval <= 0 {
+		return
+	}
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// A poll that hangs gives up long before the next few are due.
+		rctx, cancel := context.WithTimeout(ctx, max(10*r.interval, 30*time.Second))
+		r.refresh(rctx)
+		cancel()
+	}
+}
+
+// start records the restored state and starts the loop.
+func (r *replica) start() {
+	r.mu.Lock()
+	r.fillStats()
+	r.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stopLoop, r.loopDone = cancel, make(chan struct{})
+	go r.loop(ctx)
+}
+
+// close stops the loop and closes the applier. Pooled readers still in
+// use keep working on the file as it is.
+func (r *replica) close() error {
+	r.stopLoop()
+	<-r.loopDone
+	r.sem <- struct{}{}
+	defer r.unlock()
+	r.closed = true
+	return r.ap.close()
+}
+
+// isBusy reports SQLite's SQLITE_BUSY.
+func isBusy(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code == sqlite3.ErrBusy
+}

@@ -1,0 +1,304 @@
+//go:build cgo
+
+package driver_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/buckethead/bucketsqlite/bucket"
+	"github.com/buckethead/bucketsqlite/bucket/faulty"
+	"github.com/buckethead/bucketsqlite/driver"
+	"github.com/buckethead/bucketsqlite/snapshot"
+)
+
+// openReplica opens key on b as a read replica that refreshes only when
+// told (refresh_interval=1h: the loop never runs in a test, and a
+// refresh counts as punctual, so it makes one request when idle).
+func openReplica(t *testing.T, b bucket.Bucket, key, params string) *sql.DB {
+	t.Helper()
+	if !strings.Contains(params, "refresh_interval=") {
+		params += "&refresh_interval=1h"
+	}
+	cfg, err := driver.ParseDSN("mem://unused/" + key + "?replica=true" + params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := driver.NewConnector(cfg, driver.WithBucket(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func mustRefresh(t *testing.T, db *sql.DB) driver.Stats {
+	t.Helper()
+	if err := driver.Refresh(context.Background(), db); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	return replicaStats(t, db)
+}
+
+func replicaStats(t *testing.T, db *sql.DB) driver.Stats {
+	t.Helper()
+	st, err := driver.GetStats(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// A replica restores the writer's base and log, then follows it: every
+// refresh applies the new deltas, a pooled connection held across the
+// applies and a pinned *sql.Conn see them, and a refresh with no news
+// costs one GET.
+func TestReplicaFollowsWriter(t *testing.T) {
+	fb := faulty.New(bucket.NewMemory())
+	w, _ := openLog(t, fb, "app.db", "")
+	defer w.Close()
+	mustExec(t, w, "CREATE TABLE t(x INTEGER PRIMARY KEY, v TEXT)")
+	for i := range 500 {
+		mustExec(t, w, "INSERT INTO t(v) VALUES (?)", strings.Repeat(fmt.Sprint(i), 30))
+	}
+	mustFlush(t, w)
+	mustExec(t, w, "INSERT INTO t(v) VALUES ('one delta')")
+	mustFlush(t, w)
+
+	r := openReplica(t, fb, "app.db", "")
+	r.SetMaxOpenConns(1) // one pooled connection, reused across applies
+	if got := countRows(t, r, "t"); got != 501 {
+		t.Fatalf("replica sees %d rows, want 501", got)
+	}
+	st := replicaStats(t, r)
+	if !st.Replica || st.Seq != 1 || !st.Restored {
+		t.Fatalf("stats after restore: %+v", st)
+	}
+	for round := 1; round <= 5; round++ {
+		mustExec(t, w, "UPDATE t SET v = ? WHERE x = ?", fmt.Sprint("round ", round), round)
+		mustExec(t, w, "INSERT INTO t(v) VALUES (?)", fmt.Sprint("new ", round))
+		mustFlush(t, w)
+		st := mustRefresh(t, r)
+		if st.Seq != uint64(1+round) || st.DeltasApplied != int64(round) || st.WriterFlush.IsZero() {
+			t.Fatalf("round %d: stats %+v", round, st)
+		}
+		if got, want := dumpT(t, r), dumpT(t, w); got != want {
+			t.Fatalf("round %d: replica and writer differ", round)
+		}
+	}
+	// A schema change reaches a connection that has the old schema.
+	mustExec(t, w, "CREATE TABLE u(y)")
+	mustExec(t, w, "INSERT INTO u VALUES (42)")
+	mustFlush(t, w)
+	mustRefresh(t, r)
+	if got := countRows(t, r, "u"); got != 1 {
+		t.Fatalf("replica sees %d rows of u, want 1", got)
+	}
+	// Idle: one GET per refresh, nothing else.
+	mustRefresh(t, r) // past any HEAD the first refreshes made
+	before := fb.Calls(faulty.Any)
+	for range 10 {
+		mustRefresh(t, r)
+	}
+	if n := fb.Calls(faulty.Any) - before; n != 10 {
+		t.Errorf("10 idle refreshes made %d requests, want 10", n)
+	}
+	var ok string
+	if err := r.QueryRow("PRAGMA integrity_check").Scan(&ok); err != nil || ok != "ok" {
+		t.Fatalf("integrity_check: %q, %v", ok, err)
+	}
+}
+
+// A replica refuses writes with SQLite's read-only error, and Flush on it
+// does nothing.
+func TestReplicaRefusesWrites(t *testing.T) {
+	b := bucket.NewMemory()
+	w, _ := openLog(t, b, "app.db", "")
+	defer w.Close()
+	mustExec(t, w, "CREATE TABLE t(x)")
+	mustFlush(t, w)
+	r := openReplica(t, b, "app.db", "")
+	_, err := r.Exec("INSERT INTO t VALUES (1)")
+	var se sqlite3.Error
+	if !errors.As(err, &se) || se.Code != sqlite3.ErrReadonly {
+		t.Fatalf("insert on a replica: %v; want SQLite's read-only error", err)
+	}
+	t.Logf("the error a write gets: %v", err)
+	res, err := driver.Flush(context.Background(), r)
+	if err != nil || !res.Idle {
+		t.Fatalf("Flush on a replica: %+v, %v; want Idle, nil", res, err)
+	}
+	if err := driver.Refresh(context.Background(), w); !errors.Is(err, driver.ErrNotReplica) {
+		t.Fatalf("Refresh on a writer: %v; want ErrNotReplica", err)
+	}
+}
+
+// A transaction open across a refresh sees one state throughout: the
+// apply waits for it, and the next query after it sees the new state.
+func TestReplicaTransactionSeesOneState(t *testing.T) {
+	b := bucket.NewMemory()
+	w, _ := openLog(t, b, "app.db", "")
+	defer w.Close()
+	mustExec(t, w, "CREATE TABLE t(x)")
+	mustExec(t, w, "INSERT INTO t VALUES (1)")
+	mustFlush(t, w)
+	r := openReplica(t, b, "app.db", "")
+	countRows(t, r, "t") // restored now
+	mustExec(t, w, "INSERT INTO t VALUES (2)")
+	mustFlush(t, w)
+
+	tx, err := r.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		var n int
+		if err := tx.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("tx sees %d rows, want 1", n)
+	}
+	done := make(chan error, 1)
+	go func() { done <- driver.Refresh(context.Background(), r) }()
+	for range 20 {
+		if n := count(); n != 1 {
+			t.Fatalf("tx sees %d rows during a refresh, want 1", n)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		// The apply gave up waiting for the transaction: the next one
+		// goes through.
+		t.Logf("refresh during the transaction: %v", err)
+		mustRefresh(t, r)
+	}
+	if n := countRows(t, r, "t"); n != 2 {
+		t.Fatalf("after the transaction the replica sees %d rows, want 2", n)
+	}
+}
+
+// A damaged delta leaves the replica on its last good state, with the
+// error in Stats; once the object is sound again, the replica goes on.
+func TestReplicaCorruptDelta(t *testing.T) {
+	b := bucket.NewMemory()
+	w, _ := openLog(t, b, "app.db", "")
+	defer w.Close()
+	mustExec(t, w, "CREATE TABLE t(x)")
+	mustFlush(t, w)
+	r := openReplica(t, b, "app.db", "")
+	countRows(t, r, "t") // restored now
+	mustExec(t, w, "INSERT INTO t VALUES (1)")
+	mustFlush(t, w)
+	key := snapshot.LogKey("app.db", 1)
+	good := readObject(t, b, key)
+	bad := append([]byte(nil), good...)
+	bad[len(bad)/2] ^= 0xff
+	a, _ := b.Stat(ctx, key)
+	if _, err := b.Upload(ctx, key, bytesReader(bad), int64(len(bad)), bucket.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		err := driver.Refresh(ctx, r)
+		if !errors.Is(err, snapshot.ErrCorrupt) {
+			t.Fatalf("refresh with a damaged delta: %v; want ErrCorrupt", err)
+		}
+	}
+	st := replicaStats(t, r)
+	if st.RefreshFailures != 2 || !errors.Is(st.LastError, snapshot.ErrCorrupt) || st.Seq != 0 {
+		t.Fatalf("stats: %+v", st)
+	}
+	if n := countRows(t, r, "t"); n != 0 {
+		t.Fatalf("replica sees %d rows, want its last good state (0)", n)
+	}
+	if _, err := b.Upload(ctx, key, bytesReader(good), int64(len(good)), bucket.WriteOptions{Metadata: a.Metadata}); err != nil {
+		t.Fatal(err)
+	}
+	st = mustRefresh(t, r)
+	if st.Seq != 1 || st.LastError != nil || countRows(t, r, "t") != 1 {
+		t.Fatalf("after repair: %+v", st)
+	}
+}
+
+// Compaction while a replica is behind: within the retention window the
+// replica catches up with deltas alone; past it (its next delta deleted)
+// it restores the new base, once. The replica is one that refreshes only
+// when told (refresh_interval=0), so each refresh looks at the base too:
+// one that polls on time does so every 60 polls (see headEvery).
+func TestReplicaCompactionBehind(t *testing.T) {
+	defer driver.SetLogPolicy(1, 4, 16<<20)()
+	fb := faulty.New(bucket.NewMemory())
+	w, _ := openLog(t, fb, "app.db", "")
+	defer w.Close()
+	mustExec(t, w, "CREATE TABLE t(x INTEGER PRIMARY KEY, v TEXT)")
+	mustFlush(t, w)
+	r := openReplica(t, fb, "app.db", "&refresh_interval=0")
+	countRows(t, r, "t")
+	write := func(n int) {
+		for range n {
+			mustExec(t, w, "INSERT INTO t(v) VALUES (randomblob(100))")
+			mustFlush(t, w)
+		}
+	}
+	write(5) // one compaction: the replica's deltas are all still there
+	st := mustRefresh(t, r)
+	if st.Rebases != 0 || dumpT(t, r) != dumpT(t, w) {
+		t.Fatalf("behind by one compaction: %+v", st)
+	}
+	write(12) // several: the replica's next delta is gone
+	st = mustRefresh(t, r)
+	if st.Rebases != 1 || dumpT(t, r) != dumpT(t, w) {
+		t.Fatalf("behind by several compactions: %+v", st)
+	}
+	write(3)
+	st = mustRefresh(t, r)
+	if st.Rebases != 1 || dumpT(t, r) != dumpT(t, w) {
+		t.Fatalf("after the rebase: %+v", st)
+	}
+}
+
+// A replica with local= restarted on the same disk goes on from its
+// sequence, downloading only the deltas since.
+func TestReplicaLocalResume(t *testing.T) {
+	b := bucket.NewMemory()
+	w, _ := openLog(t, b, "app.db", "")
+	defer w.Close()
+	mustExec(t, w, "CREATE TABLE t(x INTEGER PRIMARY KEY, v TEXT)")
+	for range 300 {
+		mustExec(t, w, "INSERT INTO t(v) VALUES (randomblob(200))")
+	}
+	mustFlush(t, w)
+	local := filepath.Join(t.TempDir(), "replica.db")
+	cfg := "&local=" + local
+	r := openReplica(t, b, "app.db", cfg)
+	countRows(t, r, "t")
+	first := replicaStats(t, r)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, w, "INSERT INTO t(v) VALUES ('while the replica was down')")
+	mustFlush(t, w)
+	r = openReplica(t, b, "app.db", cfg)
+	if got, want := dumpT(t, r), dumpT(t, w); got != want {
+		t.Fatal("resumed replica differs from the writer")
+	}
+	st := replicaStats(t, r)
+	if st.Restored || st.Seq != 1 || st.BytesDownloaded >= first.BytesDownloaded/4 {
+		t.Fatalf("resumed replica: %+v (first open downloaded %d bytes)", st, first.BytesDownloaded)
+	}
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
