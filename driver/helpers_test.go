@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 		"script": scriptMain,
 		"writer": writerMain,
 		"crash":  crashMain,
+		// replica_proc_test.go
+		"replica":   replicaMain,
+		"logwriter": logWriterMain,
 	})
 }
 
