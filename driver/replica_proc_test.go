@@ -294,4 +294,6 @@ func TestReplicaDamagedDeltaS3(t *testing.T) {
 	waitFor(t, "the replica to go on", func() bool { return driver.Refresh(ctx, r) == nil && countRows(t, r, "t") == 2 })
 }
 
-func bucketWrite(meta map[string]string) bucket.WriteOptions { return bucket.WriteOptions{Metadata: meta} }
+func bucketWrite(meta map[string]string) bucket.WriteOptions {
+	return bucket.WriteOptions{Metadata: meta}
+}
