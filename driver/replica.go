@@ -27,9 +27,12 @@ const DefaultRefreshInterval = time.Second
 
 // headEvery is how many polls go by between HEADs of KEY while the log
 // answers: a HEAD notices a base that replaced the log (a writer that
-// switched to sync=full, or a database put back by hand) even when no
-// delta is coming. A HEAD is also made after a failed or late poll and
-// whenever the base has no log.
+// switched to sync=full, or a database put back by hand) and compactions
+// that deleted the replica's next delta between two polls, even when no
+// delta is coming. That HEAD takes the place of the poll's GET, so a
+// replica makes one request per interval. A HEAD is also made, beside
+// the GET, after a failed or late poll, and it is the poll itself when
+// the base has no log.
 const headEvery = 60
 
 // ErrNotReplica is returned by Refresh for a database that is not a read
@@ -157,10 +160,17 @@ func (r *replica) refreshLocked(ctx context.Context) error {
 		return r.rebase(ctx)
 	}
 	late := r.interval <= 0 || time.Since(r.lastPoll) > 3*r.interval+time.Second
-	if !r.hasLog || r.needHead || late || r.polls >= headEvery {
+	urgent := !r.hasLog || r.needHead || late
+	if urgent || r.polls >= headEvery {
+		etag := r.baseETag
 		done, err := r.head(ctx)
 		if err != nil || done {
 			return err
+		}
+		if !urgent && r.baseETag == etag {
+			// The routine HEAD took this poll's place: one request per
+			// interval, and the next delta, if any, comes next time.
+			return nil
 		}
 	}
 	r.polls++

@@ -44,6 +44,8 @@ func TestQuick(t *testing.T) {
 		"inserts/s, bucketsqlite ",
 		"commit p99 during a 2 MiB flush (", "commit p99 during a 2 MiB flush, local= (",
 		"peak RSS raise, flush 4 MiB ", "peak RSS raise, restore 4 MiB ",
+		"replica download, one-row UPDATE ", "replica refresh, one-row UPDATE ", "visible on replica after flush, median ",
+		"visible on replica after flush, p99 ", "replica query p99, deltas applied ", "replica requests per refresh_interval, idle writer ",
 		"machine: ",
 	} {
 		if !strings.Contains(table, want) {
@@ -55,8 +57,8 @@ func TestQuick(t *testing.T) {
 			t.Errorf("a scenario failed: %s", line)
 		}
 	}
-	if n := strings.Count(table, "PASS") + strings.Count(table, "MISS"); n != 17 {
-		t.Errorf("%d rows with a verdict, want 17", n)
+	if n := strings.Count(table, "PASS") + strings.Count(table, "MISS"); n != 23 {
+		t.Errorf("%d rows with a verdict, want 23", n)
 	}
 }
 
