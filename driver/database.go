@@ -153,7 +153,7 @@ func (c *database) stats() Stats {
 	}
 	s := c.sync.Load()
 	if s == nil {
-		return Stats{LocalPath: c.wc.path}
+		return Stats{LocalPath: c.wc.path, Replica: c.cfg.Replica}
 	}
 	return s.Stats()
 }

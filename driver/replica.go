@@ -302,7 +302,7 @@ func (r *replica) broken(err error) error {
 // working copy, then copies into the working copy, under the applier's
 // lock, only the pages that differ.
 func (r *replica) rebase(ctx context.Context) error {
-	scratch := r.wc.path + "-replica-next"
+	scratch := scratchPath(r.wc.path)
 	defer removeScratch(scratch)
 	info, err := snapshot.RestoreFile(ctx, r.b, r.key, scratch, snapshot.RestoreOptions{Check: r.check, Image: true})
 	if err != nil {
@@ -333,6 +333,11 @@ func (r *replica) setBase(info snapshot.Info) {
 	r.count(func(st *Stats) { st.WriterFlush = info.DeltaTime })
 }
 
+// scratchPath is where a rebase restores the new base, beside the
+// working copy at path.
+func scratchPath(path string) string { return path + "-replica-next" }
+
+// removeScratch removes a rebase's scratch database and its side files.
 func removeScratch(path string) {
 	for _, side := range []string{"", "-journal", "-wal", "-shm"} {
 		os.Remove(path + side)

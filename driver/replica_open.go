@@ -5,7 +5,6 @@ package driver
 import (
 	"context"
 	"database/sql/driver"
-	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -27,6 +26,7 @@ func (c *database) restoreReplica(ctx context.Context) error {
 	if err := c.wc.prepare(); err != nil {
 		return c.wrap("open", err)
 	}
+	removeScratch(scratchPath(c.wc.path)) // a rebase's, by a process killed in it
 	r := &replica{b: c.b, key: c.cfg.Key, wc: c.wc, log: c.log.With("replica", true), check: c.cfg.Check,
 		interval: c.cfg.RefreshInterval, sem: make(chan struct{}, 1)}
 	resumed, err := c.resumeReplica(r)
@@ -135,11 +135,4 @@ func (c *database) closeReplica() error {
 		return c.wrap("close", err)
 	}
 	return nil
-}
-
-// isReadOnly reports SQLite's SQLITE_READONLY, the error a replica's
-// readers give a write.
-func isReadOnly(err error) bool {
-	var se sqlite3.Error
-	return errors.As(err, &se) && se.Code == sqlite3.ErrReadonly
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 
@@ -302,3 +303,51 @@ func TestReplicaLocalResume(t *testing.T) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// A replica opened before the writer's first flush fails to open, saying
+// so (bucket.ErrNotFound), and opens once there is a database.
+func TestReplicaBeforeFirstFlush(t *testing.T) {
+	b := bucket.NewMemory()
+	r := openReplica(t, b, "app.db", "")
+	if err := r.Ping(); !errors.Is(err, bucket.ErrNotFound) || !strings.Contains(err.Error(), "writer's first flush") {
+		t.Fatalf("replica of nothing: %v; want ErrNotFound saying a writer must flush first", err)
+	}
+	w, _ := openLog(t, b, "app.db", "")
+	defer w.Close()
+	mustExec(t, w, "CREATE TABLE t(x)")
+	mustFlush(t, w)
+	if err := r.Ping(); err != nil {
+		t.Fatalf("replica after the writer's first flush: %v", err)
+	}
+}
+
+// The DSN parameters replica and refresh_interval round-trip, and bad
+// values name their parameter.
+func TestReplicaDSN(t *testing.T) {
+	cfg, err := driver.ParseDSN("s3://b/app.db?replica=true&refresh_interval=250ms")
+	if err != nil || !cfg.Replica || cfg.RefreshInterval != 250*time.Millisecond {
+		t.Fatalf("parse: %+v, %v", cfg, err)
+	}
+	again, err := driver.ParseDSN(cfg.FormatDSN())
+	if err != nil || again.FormatDSN() != cfg.FormatDSN() || !again.Replica {
+		t.Fatalf("round trip via %q: %+v, %v", cfg.FormatDSN(), again, err)
+	}
+	if d := driver.NewConfig().RefreshInterval; d != time.Second {
+		t.Fatalf("default refresh_interval %v", d)
+	}
+	// A writer's DSN with replica=true added is a replica's.
+	if _, err := driver.ParseDSN("s3://b/app.db?sync=log&flush_interval=1s&replica=true"); err != nil {
+		t.Fatalf("a writer's DSN plus replica=true: %v", err)
+	}
+	for dsn, param := range map[string]string{
+		"s3://b/app.db?replica=perhaps":                   "replica",
+		"s3://b/app.db?replica=true&refresh_interval=-1s": "refresh_interval",
+		"s3://b/app.db?refresh_interval=soon":             "refresh_interval",
+	} {
+		_, err := driver.ParseDSN(dsn)
+		var de *driver.DSNError
+		if !errors.As(err, &de) || de.Param != param {
+			t.Errorf("ParseDSN(%q) = %v; want an error naming %s", dsn, err, param)
+		}
+	}
+}
