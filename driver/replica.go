@@ -61,6 +61,8 @@ type replica struct {
 	im                *snapshot.Image // nil: unknown, the next refresh restores
 	polls             int             // since the last HEAD of KEY
 	needHead          bool
+	rebaseAfter       time.Time // no rebase before, after one failed with rebaseErr
+	rebaseErr         error
 	lastPoll          time.Time // the last poll that answered
 	closed            bool
 
@@ -192,15 +194,31 @@ func (r *replica) refreshLocked(ctx context.Context) error {
 		}
 		r.count(func(st *Stats) { st.DeltasDownloaded++; st.BytesDownloaded += n })
 		if d.PageSize != uint32(r.im.PageSize) || d.PreChecksum != r.im.Checksum {
-			// Not our log any more: the key was replaced by another
-			// database, which only its base can bring us to.
-			r.log.Info("bucketsqlite: replica's next delta follows another state; restoring the base", "seq", d.Seq)
-			return r.rebase(ctx)
+			return r.chainBroken(ctx, d)
 		}
 		if err := r.applyDelta(ctx, d); err != nil {
 			return err
 		}
 	}
+}
+
+// chainBroken handles a next delta that does not follow the replica's
+// state (docs/FORMAT.md, restoring, step 4): if KEY changed, the key was
+// replaced by another database, which only its base can bring us to; if
+// not, the log is damaged, and downloading the base again would not help.
+func (r *replica) chainBroken(ctx context.Context, d *snapshot.Delta) error {
+	attrs, err := r.b.Stat(ctx, r.key)
+	switch {
+	case errors.Is(err, bucket.ErrNotFound):
+		return errors.New("the snapshot is gone from the bucket; the replica keeps its last state")
+	case err != nil:
+		return err
+	case attrs.ETag == r.baseETag:
+		return fmt.Errorf("%w: delta %d follows image checksum %016x, but the replica holds %016x and the base did not change",
+			snapshot.ErrCorrupt, d.Seq, d.PreChecksum, r.im.Checksum)
+	}
+	r.log.Info("bucketsqlite: replica's next delta follows another database; restoring the base", "seq", d.Seq)
+	return r.rebase(ctx)
 }
 
 // head asks for KEY's attributes and acts on a base that changed: done
@@ -302,12 +320,18 @@ func (r *replica) broken(err error) error {
 // working copy, then copies into the working copy, under the applier's
 // lock, only the pages that differ.
 func (r *replica) rebase(ctx context.Context) error {
+	if wait := time.Until(r.rebaseAfter); wait > 0 && r.im != nil {
+		return fmt.Errorf("restoring the base failed (%w); next try in %v", r.rebaseErr, wait.Round(time.Second))
+	}
 	scratch := scratchPath(r.wc.path)
 	defer removeScratch(scratch)
 	info, err := snapshot.RestoreFile(ctx, r.b, r.key, scratch, snapshot.RestoreOptions{Check: r.check, Image: true})
 	if err != nil {
+		// Each try downloads the whole base: not every poll.
+		r.rebaseAfter, r.rebaseErr = time.Now().Add(max(30*r.interval, 30*time.Second)), err
 		return err
 	}
+	r.rebaseAfter = time.Time{}
 	if !info.Found {
 		return errors.New("the snapshot is gone from the bucket; the replica keeps its last state")
 	}

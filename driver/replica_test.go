@@ -351,3 +351,41 @@ func TestReplicaDSN(t *testing.T) {
 		}
 	}
 }
+
+// A next delta that does not follow the replica's state while the base
+// did not change is a damaged log: ErrCorrupt, and no download of the
+// base, which could not help.
+func TestReplicaBrokenChain(t *testing.T) {
+	fb := faulty.New(bucket.NewMemory())
+	w, _ := openLog(t, fb, "app.db", "")
+	defer w.Close()
+	mustExec(t, w, "CREATE TABLE t(x)")
+	mustFlush(t, w)
+	r := openReplica(t, fb, "app.db", "")
+	countRows(t, r, "t")
+	mustExec(t, w, "INSERT INTO t VALUES (1)")
+	mustFlush(t, w)
+	key := snapshot.LogKey("app.db", 1)
+	d, err := snapshot.DecodeDelta(bytesReader(readObject(t, fb, key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.PreChecksum ^= 1
+	var buf bytes.Buffer
+	if _, err := d.Encode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fb.Upload(ctx, key, bytesReader(buf.Bytes()), int64(buf.Len()), bucket.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	downloads := fb.Calls(faulty.Download)
+	if err := driver.Refresh(ctx, r); !errors.Is(err, snapshot.ErrCorrupt) {
+		t.Fatalf("refresh over a delta that does not chain: %v; want ErrCorrupt", err)
+	}
+	if n := fb.Calls(faulty.Download) - downloads; n != 1 {
+		t.Fatalf("the refresh made %d downloads, want 1 (the delta; not the base)", n)
+	}
+	if st := replicaStats(t, r); st.Rebases != 0 || countRows(t, r, "t") != 0 {
+		t.Fatalf("after a broken chain: %+v", st)
+	}
+}
