@@ -292,14 +292,13 @@ func (r *replica) applyDelta(ctx context.Context, d *snapshot.Delta) error {
 		return fmt.Errorf("%w: delta %d: applying it would give image checksum %016x, not the %016x it records",
 			snapshot.ErrCorrupt, d.Seq, sum, d.PostChecksum)
 	}
-	start := time.Now()
 	if err := r.ap.writeDelta(ctx, d); err != nil {
 		return r.broken(err)
 	}
 	r.im, r.seq = next, d.Seq
 	r.count(func(st *Stats) {
 		st.DeltasApplied++
-		st.LastApply = time.Since(start)
+		st.LastApply = r.ap.held
 		st.WriterFlush = d.Time
 	})
 	r.save()
@@ -340,12 +339,11 @@ func (r *replica) rebase(ctx context.Context) error {
 		st.BytesDownloaded += info.Size + info.DeltaBytes
 		st.DeltasDownloaded += int64(info.Deltas)
 	})
-	start := time.Now()
 	if err := r.ap.copyFrom(ctx, scratch, r.im, info.Image); err != nil {
 		return r.broken(err)
 	}
 	r.setBase(info)
-	r.count(func(st *Stats) { st.LastApply = time.Since(start) })
+	r.count(func(st *Stats) { st.LastApply = r.ap.held })
 	r.save()
 	return nil
 }

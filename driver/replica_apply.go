@@ -46,6 +46,9 @@ type applier struct {
 	// readers off; then forceful bounds a wait that does, kept below the
 	// readers' busy timeout so that none of them fails meanwhile.
 	polite, forceful time.Duration
+	// held is how long the last apply held the lock: readers waited at
+	// most that long for it.
+	held time.Duration
 }
 
 // applierPolite is how long an apply waits for a gap between readers
@@ -121,11 +124,13 @@ func (a *applier) exclusive(ctx context.Context, write func() error) error {
 	if err := a.begin(ctx); err != nil {
 		return fmt.Errorf("%w: hold readers off: %w", errNotWritten, err)
 	}
-	defer a.conn.ExecContext(context.Background(), "ROLLBACK", nil)
+	locked := time.Now()
 	err := write()
 	if berr := a.bump(); err == nil {
 		err = berr
 	}
+	a.conn.ExecContext(context.Background(), "ROLLBACK", nil)
+	a.held = time.Since(locked)
 	return err
 }
 

@@ -89,7 +89,7 @@ func TestReplicaFollowsWriter(t *testing.T) {
 		mustExec(t, w, "INSERT INTO t(v) VALUES (?)", fmt.Sprint("new ", round))
 		mustFlush(t, w)
 		st := mustRefresh(t, r)
-		if st.Seq != uint64(1+round) || st.DeltasApplied != int64(round) || st.WriterFlush.IsZero() {
+		if st.Seq != uint64(1+round) || st.DeltasApplied != int64(round) || st.WriterFlush.IsZero() || st.LastApply <= 0 {
 			t.Fatalf("round %d: stats %+v", round, st)
 		}
 		if got, want := dumpT(t, r), dumpT(t, w); got != want {

@@ -87,7 +87,8 @@ type Stats struct {
 	// Rebases counts restores of a new base after the first (the log had
 	// moved on without the replica, or the key was replaced).
 	Rebases int64
-	// LastApply is how long the last apply held readers off.
+	// LastApply is how long the last apply held the working copy's
+	// exclusive lock: readers waited at most that long for it.
 	LastApply time.Duration
 	// WriterFlush is when the writer flushed the state the replica holds
 	// (the time the last applied delta records); zero when unknown.
