@@ -389,3 +389,53 @@ func TestReplicaBrokenChain(t *testing.T) {
 		t.Fatalf("after a broken chain: %+v", st)
 	}
 }
+
+// A replica of a base without a log (a writer in sync=full) sees the
+// base, and a new one once KEY's ETag changes.
+func TestReplicaOfPlainSnapshot(t *testing.T) {
+	b := bucket.NewMemory()
+	cfg, err := driver.ParseDSN("mem://unused/app.db?flush_interval=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := driver.NewConnector(cfg, driver.WithBucket(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := sql.OpenDB(c)
+	defer w.Close()
+	mustExec(t, w, "CREATE TABLE t(x)")
+	mustFlush(t, w)
+	r := openReplica(t, b, "app.db", "")
+	if n := countRows(t, r, "t"); n != 0 {
+		t.Fatalf("replica sees %d rows, want 0", n)
+	}
+	mustExec(t, w, "INSERT INTO t VALUES (1)")
+	mustFlush(t, w)
+	st := mustRefresh(t, r)
+	if n := countRows(t, r, "t"); n != 1 || st.Rebases != 1 || st.Seq != 0 {
+		t.Fatalf("after the writer's second full flush: %d rows, %+v", n, st)
+	}
+}
+
+// A local= path holding a writer's unflushed writes is refused by a
+// replica, naming local, rather than restored over.
+func TestReplicaRefusesDirtyLocal(t *testing.T) {
+	fb := faulty.New(bucket.NewMemory())
+	local := filepath.Join(t.TempDir(), "work.db")
+	w, _ := openLog(t, fb, "app.db", "&local="+local)
+	mustExec(t, w, "CREATE TABLE t(x)")
+	mustFlush(t, w)
+	mustExec(t, w, "INSERT INTO t VALUES (1)")
+	fb.Inject(faulty.Upload, faulty.Every, faulty.Fail(nil))
+	if err := w.Close(); err == nil {
+		t.Fatal("the writer's final flush succeeded despite the fault")
+	}
+	fb.Clear()
+	r := openReplica(t, fb, "app.db", "&local="+local)
+	err := r.Ping()
+	var de *driver.DSNError
+	if !errors.As(err, &de) || de.Param != "local" {
+		t.Fatalf("replica on a writer's unflushed working copy: %v; want an error naming local", err)
+	}
+}
