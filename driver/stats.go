@@ -101,7 +101,8 @@ type Stats struct {
 // Flush flushes db now and reports what it did. db must have been opened
 // with this driver (sql.Open("bucketsqlite", ...) or
 // sql.OpenDB(NewConnector(...))). A database that has not opened a
-// connection yet has nothing to flush and reports Idle.
+// connection yet has nothing to flush and reports Idle, and so does a
+// read replica (replica=true), which never writes to the bucket.
 func Flush(ctx context.Context, db *sql.DB) (FlushResult, error) {
 	c, err := connectorOf(db)
 	if err != nil {
