@@ -439,3 +439,67 @@ func TestReplicaRefusesDirtyLocal(t *testing.T) {
 		t.Fatalf("replica on a writer's unflushed working copy: %v; want an error naming local", err)
 	}
 }
+
+// A read transaction that outlasts the apply's wait keeps its state: the
+// refresh gives up (the replica stays where it was, and says why), new
+// queries meanwhile still run, and the next refresh after the
+// transaction applies the delta.
+func TestReplicaLongReadTransaction(t *testing.T) {
+	b := bucket.NewMemory()
+	w, _ := openLog(t, b, "app.db", "")
+	defer w.Close()
+	mustExec(t, w, "CREATE TABLE t(x)")
+	mustFlush(t, w)
+	r := openReplica(t, b, "app.db", "")
+	countRows(t, r, "t")
+	mustExec(t, w, "INSERT INTO t VALUES (1)")
+	mustFlush(t, w)
+	tx, err := r.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("tx: %d rows, %v", n, err)
+	}
+	// The transaction does not end while Refresh runs: it must give up.
+	// Queries that start meanwhile wait for it (their busy timeout is
+	// longer than its wait), and none fails.
+	stop, failed := make(chan struct{}), make(chan error, 1)
+	go func() {
+		defer close(failed)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var n int
+			if err := r.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
+				failed <- err
+				return
+			}
+		}
+	}()
+	err = driver.Refresh(ctx, r)
+	close(stop)
+	if qerr := <-failed; qerr != nil {
+		t.Fatalf("a query during the refresh: %v", qerr)
+	}
+	if err == nil || !strings.Contains(err.Error(), "read transaction") {
+		t.Fatalf("refresh during a long read transaction: %v; want it to give up", err)
+	}
+	if n := countRows(t, r, "t"); n != 0 {
+		t.Fatalf("a new query sees %d rows, want 0", n)
+	}
+	if err := tx.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("tx after the failed refresh: %d rows, %v", n, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	st := mustRefresh(t, r)
+	if n := countRows(t, r, "t"); n != 1 || st.RefreshFailures != 1 || st.Seq != 1 {
+		t.Fatalf("after the transaction: %d rows, %+v", n, st)
+	}
+}
