@@ -60,9 +60,18 @@ type replica struct {
 	polls             int             // since the last HEAD of KEY
 	needHead          bool
 	rebaseAfter       time.Time // no rebase before, after one failed with rebaseErr
-	rebaseErr         error
-	lastPoll          time.Time // the last poll that answered
-	closed            bool
+	// lastBase and lastBaseSeq are the base the last delta applied
+	// follows (Delta.Base, BaseSeq): a new base that is it is a
+	// compaction of the replica's own log.
+	lastBase    string
+	lastBaseSeq uint64
+	// pending is a new base seen at KEY that nothing proved yet to be a
+	// compaction of the replica's log; the first delta that follows it
+	// and chains does.
+	pending   *baseRef
+	rebaseErr error
+	lastPoll  time.Time // the last poll that answered
+	closed    bool
 
 	mu        sync.Mutex
 	stats     Stats

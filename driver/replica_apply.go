@@ -175,6 +175,13 @@ func (a *applier) copyFrom(ctx context.Context, src string, old, im *snapshot.Im
 	ps := int64(im.PageSize)
 	buf := make([]byte, max(ps, 1<<20))
 	return a.exclusive(ctx, func() error {
+		var was, now [4]byte
+		if _, err := a.f.ReadAt(was[:], schemaCookieOffset); err != nil {
+			return err
+		}
+		if _, err := in.ReadAt(now[:], schemaCookieOffset); err != nil {
+			return err
+		}
 		for _, r := range runs {
 			off, end := r[0]*ps, (r[0]+r[1])*ps
 			for off < end {
@@ -188,9 +195,28 @@ func (a *applier) copyFrom(ctx context.Context, src string, old, im *snapshot.Im
 				off += int64(len(b))
 			}
 		}
-		return a.f.Truncate(int64(len(im.Sums)) * ps)
+		if err := a.f.Truncate(int64(len(im.Sums)) * ps); err != nil {
+			return err
+		}
+		if was == now {
+			// Another database can have the same schema cookie as the
+			// old one: connections would keep the old schema. A cookie
+			// no writer reaches makes them read it again; the next
+			// delta that changes the schema brings the writer's own
+			// back (the image, kept apart, is the bucket's).
+			binary.BigEndian.PutUint32(now[:], binary.BigEndian.Uint32(now[:])^0x40000000)
+			if _, err := a.f.WriteAt(now[:], schemaCookieOffset); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
+
+// schemaCookieOffset is where a database header holds the schema cookie,
+// which every connection compares with the schema it parsed
+// (https://sqlite.org/fileformat2.html#schema_cookie).
+const schemaCookieOffset = 40
 
 // bump increments the database header's file change counter (bytes
 // 24–27), so that other connections drop their caches, and sets

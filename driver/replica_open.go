@@ -100,6 +100,7 @@ func (c *database) resumeReplica(r *replica) (bool, error) {
 		return false, nil
 	}
 	r.baseETag, r.baseSHA, r.baseSeq, r.seq, r.hasLog, r.im = rec.ETag, rec.SHA256, rec.BaseSeq, rec.Seq, true, im
+	r.lastBase, r.lastBaseSeq = rec.SHA256, rec.BaseSeq
 	r.needHead = true
 	return true, nil
 }

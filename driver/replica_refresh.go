@@ -47,7 +47,7 @@ func (r *replica) refreshLocked(ctx context.Context) error {
 			return err
 		}
 		r.lastPoll = time.Now()
-		if d == nil && r.seq < r.baseSeq {
+		if d == nil && (r.seq < r.baseSeq || r.pending != nil && r.seq < r.pending.seq) {
 			// The base includes deltas we lack, and this one is gone.
 			return r.rebase(ctx)
 		}
@@ -104,7 +104,9 @@ func (r *replica) head(ctx context.Context) (done bool, err error) {
 	if !hasLog || !r.hasLog {
 		return true, r.rebase(ctx)
 	}
-	if seq > r.seq {
+	next := baseRef{etag: attrs.ETag, sha: attrs.Metadata[snapshot.MetaSHA256], seq: seq}
+	switch {
+	case seq > r.seq:
 		// A compaction beyond us: our next delta may be gone. One GET
 		// says whether the log still brings us there (cheaper than a
 		// base); otherwise the new base must.
@@ -116,16 +118,37 @@ func (r *replica) head(ctx context.Context) (done bool, err error) {
 			return true, r.rebase(ctx)
 		}
 		r.count(func(st *Stats) { st.DeltasDownloaded++; st.BytesDownloaded += n })
+		r.pending = &next
 		if err := r.applyDelta(ctx, d); err != nil {
 			return true, err
 		}
+	case next.sha != "" && next.sha == r.lastBase && seq == r.lastBaseSeq:
+		// The base the deltas we applied follow: a compaction of our
+		// own log, whose image is ours at its sequence.
+		r.adopt(next)
+	case seq < r.seq:
+		// Not the base our deltas follow, and before them: the key
+		// holds another database.
+		return true, r.rebase(ctx)
+	default:
+		// A base at our very sequence: a compaction of our log (its
+		// image is ours), or another database; the next delta tells
+		// (it follows this base and chains onto our image, or not).
+		r.pending = &next
 	}
-	// A base at or before our sequence: the writer compacted, and its
-	// image equals ours at that sequence (the next delta's pre-checksum
-	// proves it, or sends us to the base).
-	r.baseETag, r.baseSHA, r.baseSeq = attrs.ETag, attrs.Metadata[snapshot.MetaSHA256], seq
-	r.save()
 	return false, nil
+}
+
+// baseRef names a base: its ETag, SHA-256 and sequence.
+type baseRef struct {
+	etag, sha string
+	seq       uint64
+}
+
+// adopt records b as the base the working copy's state follows.
+func (r *replica) adopt(b baseRef) {
+	r.baseETag, r.baseSHA, r.baseSeq, r.pending = b.etag, b.sha, b.seq, nil
+	r.save()
 }
 
 // metaSeq reads a base's sequence (snapshot.MetaSeq) and whether it has a
@@ -158,6 +181,10 @@ func (r *replica) applyDelta(ctx context.Context, d *snapshot.Delta) error {
 		return r.broken(err)
 	}
 	r.im, r.seq = next, d.Seq
+	r.lastBase, r.lastBaseSeq = d.Base, d.BaseSeq
+	if p := r.pending; p != nil && d.Base == p.sha && d.BaseSeq == p.seq {
+		r.adopt(*p) // a delta that follows it chained onto our image
+	}
 	r.count(func(st *Stats) {
 		st.DeltasApplied++
 		st.LastApply = r.ap.held
@@ -213,6 +240,9 @@ func (r *replica) rebase(ctx context.Context) error {
 // setBase records that the working copy holds what info restored.
 func (r *replica) setBase(info snapshot.Info) {
 	r.baseETag, r.baseSHA, r.baseSeq, r.seq, r.hasLog, r.im = info.ETag, info.SnapshotHash, info.BaseSeq, info.Seq, info.Log, info.Image
+	// A restore ends with the base unchanged since it read it: every
+	// delta it applied follows that base.
+	r.lastBase, r.lastBaseSeq, r.pending = info.SnapshotHash, info.BaseSeq, nil
 	r.lastPoll, r.polls, r.needHead = time.Now(), 0, false
 	r.count(func(st *Stats) { st.WriterFlush = info.DeltaTime })
 }

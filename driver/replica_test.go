@@ -503,3 +503,44 @@ func TestReplicaLongReadTransaction(t *testing.T) {
 		t.Fatalf("after the transaction: %d rows, %+v", n, st)
 	}
 }
+
+// A key replaced by another database whose log is shorter than the
+// replica's sequence is noticed by the HEAD (its base is not the one the
+// replica's deltas follow) and restored, not taken for a compaction.
+func TestReplicaKeyReplaced(t *testing.T) {
+	b := bucket.NewMemory()
+	w, _ := openLog(t, b, "app.db", "")
+	mustExec(t, w, "CREATE TABLE t(x)")
+	mustFlush(t, w)
+	r := openReplica(t, b, "app.db", "&refresh_interval=0")
+	countRows(t, r, "t")
+	for i := range 3 {
+		mustExec(t, w, "INSERT INTO t VALUES (?)", i)
+		mustFlush(t, w)
+	}
+	if st := mustRefresh(t, r); st.Seq != 3 {
+		t.Fatalf("replica at %d, want 3", st.Seq)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := bucket.ListAll(ctx, b, "app.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if err := b.Delete(ctx, o.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w2, _ := openLog(t, b, "app.db", "")
+	defer w2.Close()
+	mustExec(t, w2, "CREATE TABLE u(y)")
+	mustFlush(t, w2)
+	mustExec(t, w2, "INSERT INTO u VALUES (1)")
+	mustFlush(t, w2)
+	st := mustRefresh(t, r)
+	if st.Rebases != 1 || st.Seq != 1 || countRows(t, r, "u") != 1 {
+		t.Fatalf("after the key was replaced: %+v", st)
+	}
+}
