@@ -40,6 +40,9 @@ func (cfg *Config) normalize() error {
 	if cfg.FlushTimeout < 0 {
 		return dsnErr("flush_timeout", "negative (%v)", cfg.FlushTimeout)
 	}
+	if cfg.RefreshInterval < 0 {
+		return dsnErr("refresh_interval", "negative (%v)", cfg.RefreshInterval)
+	}
 	if _, err := snapshot.ParseCheck(cfg.Check.String()); err != nil {
 		return dsnErr("integrity_check", "%v", err)
 	}

@@ -61,12 +61,15 @@ func NewConnector(cfg *Config, opts ...Option) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Replica {
+		id += "\x00replica" // a writer of the same key in this process is another database
+	}
 	db, err := share(id, cfg, func() (*database, error) { return newDatabase(cfg, &o, b, id) })
 	if err != nil {
 		return nil, err
 	}
 	pragmas := cfg.Pragmas
-	if cfg.Sync == SyncLog {
+	if cfg.Sync == SyncLog && !cfg.Replica {
 		// Frames stay in the WAL until a flush has captured them.
 		pragmas = append(slices.Clone(pragmas), "wal_autocheckpoint=0")
 	}
@@ -86,7 +89,11 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err := c.db.ensureReady(ctx); err != nil {
 		return nil, err
 	}
-	conn, err := c.db.wc.open(c.params, c.pragmas)
+	open := c.db.wc.open
+	if c.db.cfg.Replica {
+		open = c.db.openReader
+	}
+	conn, err := open(c.params, c.pragmas)
 	if err != nil {
 		return nil, fmt.Errorf("bucketsqlite: open working copy %s: %w", c.db.wc.path, err)
 	}

@@ -30,8 +30,9 @@ type database struct {
 	// that waiting honours the caller's ctx.
 	gate  chan struct{}
 	state lifecycle
-	tried bool                   // a restore was attempted
-	sync  atomic.Pointer[syncer] // set once ready
+	tried bool                    // a restore was attempted
+	sync  atomic.Pointer[syncer]  // set once ready
+	rep   atomic.Pointer[replica] // a read replica's, set once ready
 
 	// life is cancelled by Close: a restore in progress stops waiting.
 	life     context.Context
@@ -107,6 +108,9 @@ func (c *database) readyLocked(ctx context.Context) error {
 
 // flush flushes the database now (Connector.Flush).
 func (c *database) flush(ctx context.Context, why string) (FlushResult, error) {
+	if c.cfg.Replica {
+		return FlushResult{Idle: true}, nil // a replica has nothing to flush
+	}
 	s, err := c.syncerFor(ctx)
 	if err != nil || s == nil {
 		return FlushResult{Idle: err == nil}, err
@@ -144,9 +148,12 @@ func (c *database) syncerFor(ctx context.Context) (*syncer, error) {
 
 // stats returns the database's statistics (Connector.Stats).
 func (c *database) stats() Stats {
+	if r := c.rep.Load(); r != nil {
+		return r.Stats()
+	}
 	s := c.sync.Load()
 	if s == nil {
-		return Stats{LocalPath: c.wc.path}
+		return Stats{LocalPath: c.wc.path, Replica: c.cfg.Replica}
 	}
 	return s.Stats()
 }
@@ -166,7 +173,7 @@ func (c *database) close() error {
 		}
 	}
 	var err error
-	if c.state == stateNew && !c.tried && c.wc.persist && c.wc.exists() {
+	if c.state == stateNew && !c.tried && c.wc.persist && c.wc.exists() && !c.cfg.Replica {
 		// A working copy that may be ahead of the bucket is flushed even
 		// if no query ever opened it.
 		err = c.readyLocked(ctx)
@@ -175,6 +182,9 @@ func (c *database) close() error {
 	state, s := c.state, c.sync.Load()
 	c.state = stateClosed
 	c.unlock()
+	if c.cfg.Replica {
+		return c.closeReplica()
+	}
 	if state != stateReady {
 		c.wc.release(err == nil)
 		return err

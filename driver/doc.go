@@ -112,6 +112,31 @@
 // image the bucket holds: it reads the whole database, but still uploads
 // only what changed. The format is specified in docs/FORMAT.md.
 //
+// # Read replicas
+//
+// With replica=true (Config.Replica) a database is a read replica of a
+// writer that uses sync=log, in this or any other process, on any
+// machine that reaches the bucket:
+//
+//	db, err := sql.Open("bucketsqlite", "s3://my-bucket/app.db?replica=true")
+//
+// It restores like a writer, then every refresh_interval (default 1s,
+// Config.RefreshInterval) asks for the writer's next delta with one GET of
+// its key and applies what it finds; Refresh(ctx, db) makes it catch up
+// now. Every query sees one whole state the writer flushed, old or new: a
+// delta is downloaded and checked with no lock held, then written into the
+// working copy while an exclusive SQLite lock holds readers off (a read
+// transaction in progress holds the apply off instead, so it sees one
+// state throughout). A damaged delta leaves the replica on its last good
+// state, with the error in Stats.LastError; a log that moved on (the
+// writer compacted past the replica) is followed by restoring its new
+// base. A replica never writes to the bucket: its connections are
+// read-only, so a write fails with SQLite's "attempt to write a readonly
+// database" (sqlite3.ErrReadonly), and Flush on it does nothing (Idle).
+// With local=PATH, a restarted replica goes on from the sequence its
+// working copy holds. Stats report its sequence, WriterFlush and Lag,
+// downloads, refreshes and failures.
+//
 // # Signals
 //
 // A library does not install signal handlers by itself. CloseOnSignal

@@ -85,6 +85,14 @@ type Config struct {
 	// has expired. 0 keeps only what a restore of the latest state
 	// needs. It needs SyncLog.
 	Retention time.Duration
+	// Replica opens the database as a read replica: it restores like a
+	// writer, then follows the writer's delta log, never writes to the
+	// bucket, and refuses writes. See the package doc's "Read replicas".
+	Replica bool
+	// RefreshInterval is how often a replica asks the bucket for the
+	// writer's next delta; 0 disables the loop (refresh with Refresh
+	// only). Ignored unless Replica is set.
+	RefreshInterval time.Duration
 
 	// SQLite holds go-sqlite3 connection parameters (_journal_mode,
 	// _busy_timeout, _foreign_keys, ...), by their canonical names. The
@@ -105,6 +113,8 @@ func NewConfig() *Config {
 		FlushTimeout:  DefaultFlushTimeout,
 		KeepPrevious:  DefaultKeepPrevious,
 		Check:         snapshot.CheckFull,
+
+		RefreshInterval: DefaultRefreshInterval,
 	}
 }
 
@@ -166,6 +176,10 @@ func dsnErr(param, format string, args ...any) error {
 //	                 see ConditionalWrites)
 //	retention        Go duration: keep old bases and deltas that long for
 //	                 point-in-time restores (default 0; needs sync=log)
+//	replica          boolean: a read replica that follows the writer's log and
+//	                 refuses writes (default false; see "Read replicas")
+//	refresh_interval Go duration: how often a replica polls; 0: only on
+//	                 Refresh (default 1s)
 //	_journal_mode, _busy_timeout, _foreign_keys, ...   go-sqlite3 settings
 //
 // A boolean, here as in go-sqlite3's parameters, is true, 1, yes or on,
@@ -281,6 +295,7 @@ func locationErr(err error, whole string) error {
 func isDriverParam(name string) bool {
 	switch name {
 	case "flush_interval", "flush_timeout", "keep_previous", "local", "integrity_check", "conditional_writes", "sync", "retention",
+		"replica", "refresh_interval",
 		"cache", "mode", "parseTime":
 		return true
 	}
@@ -307,12 +322,22 @@ func (cfg *Config) set(name, val string) error {
 			return dsnErr(name, "want a Go duration such as 72h, got %q", val)
 		}
 		cfg.Retention = d
-	case "keep_previous":
+	case "keep_previous", "replica":
 		b, err := param.ParseBool(val)
 		if err != nil {
 			return dsnErr(name, "%v", err)
 		}
-		cfg.KeepPrevious = b
+		if name == "replica" {
+			cfg.Replica = b
+		} else {
+			cfg.KeepPrevious = b
+		}
+	case "refresh_interval":
+		d, err := time.ParseDuration(val)
+		if err != nil {
+			return dsnErr(name, "want a Go duration such as 1s or 500ms, got %q", val)
+		}
+		cfg.RefreshInterval = d
 	case "local":
 		if val == "" {
 			return dsnErr(name, "empty path")

@@ -48,6 +48,12 @@ func (cfg *Config) FormatDSN() string {
 	if cfg.ConditionalWrites != ConditionsAuto {
 		q.Set("conditional_writes", cfg.ConditionalWrites.String())
 	}
+	if cfg.Replica {
+		q.Set("replica", "true")
+	}
+	if cfg.RefreshInterval != DefaultRefreshInterval {
+		q.Set("refresh_interval", cfg.RefreshInterval.String())
+	}
 	if cfg.Check != snapshot.CheckFull {
 		q.Set("integrity_check", cfg.Check.String())
 	}

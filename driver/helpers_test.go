@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 		"writer":   writerMain,
 		"crash":    crashMain,
 		"logcrash": logCrashMain,
+		// replica_proc_test.go
+		"replica":   replicaMain,
+		"logwriter": logWriterMain,
 	})
 }
 

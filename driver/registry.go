@@ -110,6 +110,8 @@ func sharable(open, cfg *Config) error {
 		return differ("integrity_check", open.Check, cfg.Check)
 	case open.Sync != cfg.Sync:
 		return differ("sync", open.Sync, cfg.Sync)
+	case open.RefreshInterval != cfg.RefreshInterval:
+		return differ("refresh_interval", open.RefreshInterval, cfg.RefreshInterval)
 	case open.ConditionalWrites != cfg.ConditionalWrites:
 		return differ("conditional_writes", open.ConditionalWrites, cfg.ConditionalWrites)
 	case open.Retention != cfg.Retention:

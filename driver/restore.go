@@ -20,6 +20,9 @@ import (
 // a bucket ahead of a clean working copy wins, and when both changed,
 // ErrDiverged keeps both.
 func (c *database) restore(ctx context.Context) error {
+	if c.cfg.Replica {
+		return c.restoreReplica(ctx)
+	}
 	start := time.Now()
 	if err := c.wc.prepare(); err != nil {
 		return c.wrap("open", err)

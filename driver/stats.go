@@ -65,12 +65,44 @@ type Stats struct {
 	DeltaBytes int64
 	// Compactions counts the new bases written once deltas added up.
 	Compactions int64
+
+	// Replica reports a read replica (replica=true). The fields below are
+	// a replica's; Seq is then the sequence of the state it holds, ETag
+	// and LastHash its base's, LastError the last refresh's error.
+	Replica bool
+	// Refreshes counts refreshes (polls), periodic and explicit.
+	Refreshes int64
+	// RefreshFailures counts refreshes that returned an error.
+	RefreshFailures int64
+	// LastRefresh is when the last successful refresh ended: the replica
+	// held everything the bucket had then.
+	LastRefresh time.Time
+	// DeltasDownloaded and BytesDownloaded count the deltas and bytes
+	// (deltas and bases) downloaded since the replica opened, the first
+	// restore included.
+	DeltasDownloaded int64
+	BytesDownloaded  int64
+	// DeltasApplied counts the deltas applied by refreshes.
+	DeltasApplied int64
+	// Rebases counts restores of a new base after the first (the log had
+	// moved on without the replica, or the key was replaced).
+	Rebases int64
+	// LastApply is how long the last apply held the working copy's
+	// exclusive lock: readers waited at most that long for it.
+	LastApply time.Duration
+	// WriterFlush is when the writer flushed the state the replica holds
+	// (the time the last applied delta records); zero when unknown.
+	WriterFlush time.Time
+	// Lag is the time since WriterFlush when Stats was taken: how old the
+	// replica's state is, if the writer has flushed nothing since.
+	Lag time.Duration
 }
 
 // Flush flushes db now and reports what it did. db must have been opened
 // with this driver (sql.Open("bucketsqlite", ...) or
 // sql.OpenDB(NewConnector(...))). A database that has not opened a
-// connection yet has nothing to flush and reports Idle.
+// connection yet has nothing to flush and reports Idle, and so does a
+// read replica (replica=true), which never writes to the bucket.
 func Flush(ctx context.Context, db *sql.DB) (FlushResult, error) {
 	c, err := connectorOf(db)
 	if err != nil {

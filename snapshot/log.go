@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/buckethead/bucketsqlite/bucket"
 )
@@ -35,9 +36,10 @@ type logRestore struct {
 	first      uint64 // the first sequence applied, when deltas > 0
 	deltas     int
 	deltaBytes int64
-	size       int64  // the file's size after the log
-	pageSize   int    // the database's page size
-	want       uint64 // the image checksum the last delta records
+	size       int64     // the file's size after the log
+	pageSize   int       // the database's page size
+	want       uint64    // the image checksum the last delta records
+	time       time.Time // the last delta's
 }
 
 // baseSeq returns the sequence a base records, and whether it has a log.
@@ -147,6 +149,7 @@ func applyLog(ctx context.Context, b bucket.Bucket, key string, f *os.File, size
 		lr.seq, lr.deltas, lr.deltaBytes = d.Seq, lr.deltas+1, lr.deltaBytes+int64(len(r.data))
 		lr.size = int64(d.Commit) * int64(ps)
 		lr.want = d.PostChecksum
+		lr.time = d.Time
 	}
 	if lr.deltas > 0 {
 		// A compaction between reading the base and reading its log can

@@ -112,6 +112,9 @@ type Info struct {
 	// Deltas and DeltaBytes count the deltas applied and their size.
 	Deltas     int
 	DeltaBytes int64
+	// DeltaTime is when the writer flushed the last delta applied
+	// (Delta.Time); zero when none was.
+	DeltaTime time.Time
 	// Image is the restored database's Image, when RestoreOptions.Image
 	// asked for it: what a writer continuing the log starts from.
 	Image *Image

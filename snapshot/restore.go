@@ -184,6 +184,7 @@ func fetchOnce(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, o
 			return Info{}, nil, fail("restore", key, err)
 		}
 		info.Seq, info.Deltas, info.DeltaBytes = lr.seq, lr.deltas, lr.deltaBytes
+		info.DeltaTime = lr.time
 		if lr.deltas > 0 {
 			if err := checkHeader(tmp, lr.size); err != nil {
 				return Info{}, nil, corrupt("restore", key, "the base and its log do not make a valid SQLite file: %w", err)

@@ -27,6 +27,11 @@
 //   - commit p99: a writer committing every millisecond, its p99 commit
 //     latency while a flush runs against its p99 with no flush, with a
 //     temporary and with a persistent (local=) working copy;
+//   - replica: a sync=log writer and a read replica (replica=true): the
+//     bytes and time a one-row change costs the replica, how soon after
+//     the writer's flush a replica query sees it (refresh_interval=1s), a
+//     reader's query p99 while deltas are applied against its p99 while
+//     none are, and the requests an idle replica makes;
 //   - peak RSS: how much a flush and a restore of the largest database
 //     raise the peak resident set (VmHWM, reset through
 //     /proc/self/clear_refs), each measured in a child process of its own.
@@ -88,7 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.runs, "runs", 5, "runs of each scenario; the table shows medians")
 	fs.IntVar(&cfg.inserts, "inserts", 2000, "autocommit inserts per round of the insert scenario")
 	fs.BoolVar(&cfg.quick, "quick", false, "a smoke run: tiny databases, 1 run (overrides -size, -small, -large, -runs, -inserts)")
-	fs.StringVar(&only, "only", "", "run only the scenarios whose names match this regexp (flush, idle, restore, insert, commit, rss)")
+	fs.StringVar(&only, "only", "", "run only the scenarios whose names match this regexp (flush, idle, restore, insert, commit, rss, log, replica)")
 	fs.StringVar(&cfg.dir, "dir", "", "work directory for the databases (kept, and seeded databases reused); default: a temp dir, removed")
 	fs.StringVar(&cfg.cpuProf, "cpuprofile", "", "write a CPU profile of the scenarios (not of building the databases) to this file")
 	if err := fs.Parse(args); err != nil {

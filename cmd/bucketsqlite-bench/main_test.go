@@ -46,6 +46,8 @@ func TestQuick(t *testing.T) {
 		"peak RSS raise, flush 4 MiB ", "peak RSS raise, restore 4 MiB ",
 		"log flush 2 MiB, one-row UPDATE ", "restore 2 MiB, base + ", "commit p99, log flush every 1s (",
 		"log flush pages / distinct pages changed (",
+		"replica download, one-row UPDATE ", "replica refresh, one-row UPDATE ", "visible on replica after flush, median ",
+		"visible on replica after flush, p99 ", "replica query p99, deltas applied ", "replica requests per refresh_interval, idle writer ",
 		"machine: ",
 	} {
 		if !strings.Contains(table, want) {
@@ -57,8 +59,8 @@ func TestQuick(t *testing.T) {
 			t.Errorf("a scenario failed: %s", line)
 		}
 	}
-	if n := strings.Count(table, "PASS") + strings.Count(table, "MISS"); n != 18 {
-		t.Errorf("%d rows with a verdict, want 18", n)
+	if n := strings.Count(table, "PASS") + strings.Count(table, "MISS"); n != 24 {
+		t.Errorf("%d rows with a verdict, want 24", n)
 	}
 }
 

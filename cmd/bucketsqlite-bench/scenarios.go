@@ -42,6 +42,7 @@ func (b *bench) scenarios() []scenario {
 		{"commit", b.commitRows},
 		{"rss", b.rssRows},
 		{"log", b.logRows},
+		{"replica", b.replicaRows},
 	}
 }
 

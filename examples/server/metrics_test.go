@@ -55,8 +55,8 @@ func TestMetricsAndDebugVars(t *testing.T) {
 	s := start(t, "mem://server-metrics/todos.db?flush_interval=0")
 
 	before := scrapeMetrics(t, s.url)
-	if len(before) != 16 {
-		t.Errorf("GET /metrics has %d bucketsqlite_ series for todos, want 16: %v", len(before), before)
+	if len(before) != 26 {
+		t.Errorf("GET /metrics has %d bucketsqlite_ series for todos, want 26: %v", len(before), before)
 	}
 	for _, name := range []string{"bucketsqlite_flushes_total", "bucketsqlite_uploads_total", "bucketsqlite_last_flush_timestamp_seconds"} {
 		if v, ok := before[name]; !ok || v != 0 {

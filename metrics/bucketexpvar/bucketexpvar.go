@@ -37,6 +37,19 @@ type stats struct {
 	LastError              string    `json:"last_error,omitempty"`
 	Conflicted             bool      `json:"conflicted"`
 	LocalPath              string    `json:"local_path,omitempty"`
+
+	// A read replica's (replica=true); absent for a writer.
+	Replica          bool      `json:"replica,omitempty"`
+	Seq              uint64    `json:"seq,omitempty"`
+	Refreshes        int64     `json:"refreshes,omitempty"`
+	RefreshFailures  int64     `json:"refresh_failures,omitempty"`
+	DeltasDownloaded int64     `json:"deltas_downloaded,omitempty"`
+	BytesDownloaded  int64     `json:"bytes_downloaded,omitempty"`
+	DeltasApplied    int64     `json:"deltas_applied,omitempty"`
+	Rebases          int64     `json:"rebases,omitempty"`
+	LastRefresh      time.Time `json:"last_refresh,omitzero"`
+	WriterFlush      time.Time `json:"writer_flush,omitzero"`
+	LagSeconds       float64   `json:"lag_seconds,omitempty"`
 }
 
 // value is what Func and Var report for db: its stats, or an object with
@@ -67,6 +80,11 @@ func value(db *sql.DB) any {
 	}
 	if st.LastError != nil {
 		out.LastError = st.LastError.Error()
+	}
+	if st.Replica {
+		out.Replica, out.Seq, out.Refreshes, out.RefreshFailures = true, st.Seq, st.Refreshes, st.RefreshFailures
+		out.DeltasDownloaded, out.BytesDownloaded, out.DeltasApplied, out.Rebases = st.DeltasDownloaded, st.BytesDownloaded, st.DeltasApplied, st.Rebases
+		out.LastRefresh, out.WriterFlush, out.LagSeconds = st.LastRefresh.UTC(), st.WriterFlush.UTC(), st.Lag.Seconds()
 	}
 	return out
 }

@@ -123,8 +123,29 @@ func NewCollector(db *sql.DB, opts ...Option) *Collector {
 		func(s *driver.Stats) float64 { return float64(s.DeltaBytes) })
 	add("compactions_total", "New bases written once the deltas since the last one added up (sync=log).", counter,
 		func(s *driver.Stats) float64 { return float64(s.Compactions) })
-	add("log_sequence", "Sequence of the last delta in the bucket (sync=log).", gauge,
+	add("log_sequence", "Sequence of the last delta in the bucket (sync=log), or of the state a read replica holds.", gauge,
 		func(s *driver.Stats) float64 { return float64(s.Seq) })
+
+	add("replica", "1 if the database is a read replica (replica=true), else 0.", gauge,
+		func(s *driver.Stats) float64 { return bit(s.Replica) })
+	add("replica_refreshes_total", "Refreshes (polls for the writer's next delta) of a read replica.", counter,
+		func(s *driver.Stats) float64 { return float64(s.Refreshes) })
+	add("replica_refresh_failures_total", "Refreshes of a read replica that returned an error.", counter,
+		func(s *driver.Stats) float64 { return float64(s.RefreshFailures) })
+	add("replica_downloaded_deltas_total", "Deltas a read replica downloaded.", counter,
+		func(s *driver.Stats) float64 { return float64(s.DeltasDownloaded) })
+	add("replica_downloaded_bytes_total", "Bytes a read replica downloaded: deltas and bases.", counter,
+		func(s *driver.Stats) float64 { return float64(s.BytesDownloaded) })
+	add("replica_applied_deltas_total", "Deltas a read replica's refreshes applied.", counter,
+		func(s *driver.Stats) float64 { return float64(s.DeltasApplied) })
+	add("replica_rebases_total", "Restores of a new base by a read replica whose log had moved on.", counter,
+		func(s *driver.Stats) float64 { return float64(s.Rebases) })
+	add("replica_last_apply_seconds", "How long a read replica's last apply held its readers off.", gauge,
+		func(s *driver.Stats) float64 { return s.LastApply.Seconds() })
+	add("replica_last_refresh_timestamp_seconds", "When a read replica's last successful refresh ended, in Unix seconds; 0 if none has.", gauge,
+		func(s *driver.Stats) float64 { return unixSeconds(s.LastRefresh) })
+	add("replica_writer_flush_timestamp_seconds", "When the writer flushed the state a read replica holds, in Unix seconds; 0 if unknown. time() minus it is the replica's lag.", gauge,
+		func(s *driver.Stats) float64 { return unixSeconds(s.WriterFlush) })
 
 	c.invalid = desc("stats_error", "The database's statistics could not be read.")
 	return c

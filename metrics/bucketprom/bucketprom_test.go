@@ -135,8 +135,8 @@ func TestLint(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
-	if n := testutil.CollectAndCount(c); n != 16 {
-		t.Errorf("the collector exports %d series, want 16", n)
+	if n := testutil.CollectAndCount(c); n != 26 {
+		t.Errorf("the collector exports %d series, want 26", n)
 	}
 }
 
@@ -245,8 +245,8 @@ func TestScrapeThroughPromhttp(t *testing.T) {
 	defer srv.Close()
 
 	before := scrape(t, srv.URL)
-	if len(before) != 32 {
-		t.Errorf("the scrape holds %d bucketsqlite_ series, want 16 per database:\n%v", len(before), before)
+	if len(before) != 52 {
+		t.Errorf("the scrape holds %d bucketsqlite_ series, want 26 per database:\n%v", len(before), before)
 	}
 	for _, db := range []string{"a", "b"} {
 		for _, name := range []string{"flushes_total", "uploads_total", "uploaded_bytes_total", "last_flush_timestamp_seconds", "last_upload_timestamp_seconds"} {
@@ -367,7 +367,7 @@ func TestCollectLog(t *testing.T) {
 # HELP bucketsqlite_deltas_total Deltas uploaded (sync=log): flushes that shipped only the changed pages.
 # TYPE bucketsqlite_deltas_total counter
 bucketsqlite_deltas_total{database="app"} 1
-# HELP bucketsqlite_log_sequence Sequence of the last delta in the bucket (sync=log).
+# HELP bucketsqlite_log_sequence Sequence of the last delta in the bucket (sync=log), or of the state a read replica holds.
 # TYPE bucketsqlite_log_sequence gauge
 bucketsqlite_log_sequence{database="app"} 1
 `

@@ -36,6 +36,28 @@
 //	bucketsqlite_restored                         gauge    1 if the first connection restored a snapshot
 //	bucketsqlite_restored_bytes                   gauge    size of the restored snapshot
 //	bucketsqlite_restore_duration_seconds         gauge    how long the restore or reconciliation took
+//	bucketsqlite_deltas_total                     counter  deltas uploaded (sync=log)
+//	bucketsqlite_delta_bytes_total                counter  bytes of the uploaded deltas (sync=log)
+//	bucketsqlite_compactions_total                counter  new bases written once deltas added up (sync=log)
+//	bucketsqlite_log_sequence                     gauge    last delta in the bucket, or the state a replica holds
+//
+// A read replica (replica=true) reports its refreshes; these are 0 for a
+// writer:
+//
+//	bucketsqlite_replica                                   gauge    1 for a read replica
+//	bucketsqlite_replica_refreshes_total                   counter  refreshes (polls)
+//	bucketsqlite_replica_refresh_failures_total            counter  refreshes that returned an error
+//	bucketsqlite_replica_downloaded_deltas_total           counter  deltas downloaded
+//	bucketsqlite_replica_downloaded_bytes_total            counter  bytes downloaded: deltas and bases
+//	bucketsqlite_replica_applied_deltas_total              counter  deltas applied by refreshes
+//	bucketsqlite_replica_rebases_total                     counter  new bases restored after the log moved on
+//	bucketsqlite_replica_last_apply_seconds                gauge    how long the last apply held readers off
+//	bucketsqlite_replica_last_refresh_timestamp_seconds    gauge    end of the last successful refresh (0: never)
+//	bucketsqlite_replica_writer_flush_timestamp_seconds    gauge    when the writer flushed the state held (0: unknown)
+//
+// On a replica, alert on
+//
+//	time() - bucketsqlite_replica_last_refresh_timestamp_seconds > 30   # with refresh_interval=1s
 //
 // The counters are the driver's own cumulative counts, which start at 0
 // when the database is opened: a reopened database starts them again,
