@@ -3,6 +3,8 @@
 package driver_test
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"github.com/buckethead/bucketsqlite/bucket"
 	"github.com/buckethead/bucketsqlite/bucket/faulty"
 	"github.com/buckethead/bucketsqlite/driver"
+	"github.com/buckethead/bucketsqlite/snapshot"
 )
 
 // A checkpoint between opening and the first flush (here one the
@@ -170,5 +173,49 @@ func TestLogLocalAheadShipsDelta(t *testing.T) {
 				t.Fatal("the restored database differs from the working copy")
 			}
 		})
+	}
+}
+
+// A base replaced by someone else (here bucketsqlite compact's
+// snapshot.Compact) makes the writer's own compactions fail their
+// conditional write until it reopens. The writer's deltas still chain
+// onto that base, so nothing is lost; and a failed compaction waits for
+// another compaction's worth of deltas before it tries again, rather than
+// snapshotting the whole database on every flush.
+func TestLogCompactionConflictBacksOff(t *testing.T) {
+	defer driver.SetLogPolicy(1<<30, 4, 256<<10)()
+	inner := bucket.NewMemory()
+	var logs logRecorder
+	cfg, err := driver.ParseDSN("mem://unused/app.db?flush_interval=0&sync=log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := driver.NewConnector(cfg, driver.WithBucket(inner), driver.WithLogger(logs.logger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	mustExec(t, db, "CREATE TABLE t(x INTEGER PRIMARY KEY, v TEXT)")
+	mustFlush(t, db)
+	for i := range 2 {
+		mustExec(t, db, "INSERT INTO t(v) VALUES (?)", fmt.Sprint("before ", i))
+		mustFlush(t, db)
+	}
+	res, err := snapshot.Compact(context.Background(), inner, "app.db", snapshot.CompactOptions{})
+	if err != nil || !res.Compacted {
+		t.Fatalf("compact: %+v, %v", res, err)
+	}
+	const flushes = 12
+	for i := range flushes {
+		mustExec(t, db, "INSERT INTO t(v) VALUES (?)", fmt.Sprint("after ", i))
+		mustFlush(t, db)
+		if got, _ := restoredRows(t, inner, "app.db"); got != dumpT(t, db) {
+			t.Fatalf("flush %d after the compaction: the restored database differs from the writer's", i)
+		}
+	}
+	attempts := strings.Count(logs.String(), "compaction failed")
+	if attempts == 0 || attempts > flushes/4 {
+		t.Fatalf("%d failed compactions in %d flushes after another process compacted; want between 1 and %d", attempts, flushes, flushes/4)
 	}
 }

@@ -66,7 +66,7 @@ func (l *logSync) diff(ctx context.Context, src *sqlite3.SQLiteConn, remote remo
 	if l.compactionDue() {
 		res, err := l.publishBase(ctx, f, im, remote, pending, pos, out)
 		if err != nil {
-			l.log.Warn("bucketsqlite: compaction failed", "err", err)
+			l.compactionFailed(err)
 			return out, nil
 		}
 		res.result.BytesWritten += int64(len(d.data))

@@ -210,8 +210,7 @@ func (l *logSync) ship(ctx context.Context, conn *sqlite3.SQLiteConn, remote rem
 		// The pin holds exactly the state the delta just shipped leads to.
 		res, err := l.base(ctx, remote, pending, l.pos, out)
 		if err != nil {
-			// The log is whole without it: the next flush tries again.
-			l.log.Warn("bucketsqlite: compaction failed", "err", err)
+			l.compactionFailed(err)
 			return out, nil
 		}
 		res.result.BytesWritten += int64(len(d.data))
@@ -394,6 +393,19 @@ func (l *logSync) send(ctx context.Context, d *pendingDelta, pending func(string
 	l.counts.deltaBytes += int64(len(d.data))
 	l.counts.seq = l.seq
 	return nil
+}
+
+// compactionFailed notes a compaction that failed. The log is whole
+// without it, and the next flush tries again; but a base replaced by
+// someone else (bucketsqlite compact, say) fails every attempt until this
+// process reopens, and each attempt snapshots the whole database: after a
+// conflict the next attempt waits for another compaction's worth of
+// deltas.
+func (l *logSync) compactionFailed(err error) {
+	l.log.Warn("bucketsqlite: compaction failed", "err", err)
+	if errors.Is(err, snapshot.ErrConflict) {
+		l.sinceBase, l.deltasSinceBase = 0, 0
+	}
 }
 
 func (l *logSync) compactionDue() bool {

@@ -22,6 +22,7 @@ const (
 	targetDeltaVsFull    = 0.01            // log flush / full flush of the same database (100× faster)
 	targetDeltaVsPut     = 3.0             // log flush / PutObject of the same bytes
 	targetLogRestore     = 1.2             // restore of base + deltas / restore of the compacted base
+	logFlushPairs        = 21              // log flushes (each beside a PutObject) the flush rows take the median of
 	logRestoreDeltas     = 100             // deltas behind the base in the restore row
 	logRestoreWritesEach = 20              // rows each of those deltas changes
 )
@@ -74,7 +75,9 @@ func (b *bench) logRows(ctx context.Context) ([]row, error) {
 	var sent []int64
 	lastSent := int64(256)
 	settle()
-	for r := range b.cfg.runs {
+	// A log flush takes milliseconds, and the server's own latency varies
+	// by as much: more pairs than -runs give a steady median.
+	for r := range max(b.cfg.runs, logFlushPairs) {
 		if err := update(logDB, r); err != nil {
 			return nil, err
 		}
