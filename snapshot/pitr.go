@@ -68,23 +68,8 @@ func choosePoint(h *History, opts RestoreOptions) (Version, error) {
 			describePoint(opts), oldest.Key, oldest.Seq, oldest.Time.Format(time.RFC3339Nano))}
 }
 
-// fetchPoint is fetch to the point RestoreOptions.At or Seq name.
-func fetchPoint(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, opts RestoreOptions, sync bool) (Info, *sqlite3.SQLiteConn, error) {
-	for attempt := 1; ; attempt++ {
-		info, src, err := fetchPointOnce(ctx, b, key, tmp, opts, sync)
-		if !errors.Is(err, errLogMoved) || attempt == 3 {
-			if errors.Is(err, errLogMoved) {
-				err = fail("restore", key, fmt.Errorf("%w, %d times in a row; try again", errLogMoved, attempt))
-			}
-			return info, src, err
-		}
-		if err := tmp.Truncate(0); err != nil {
-			return Info{}, nil, fail("restore", key, err)
-		}
-	}
-}
-
-// fetchPointOnce is one attempt of fetchPoint.
+// fetchPointOnce is one attempt of fetch to the point RestoreOptions.At
+// or Seq name.
 func fetchPointOnce(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, opts RestoreOptions, sync bool) (Info, *sqlite3.SQLiteConn, error) {
 	h, err := ReadHistory(ctx, b, key, HistoryOptions{})
 	if err != nil {

@@ -116,11 +116,12 @@ func RestoreFile(ctx context.Context, b bucket.Bucket, key, path string, opts Re
 // (while the integrity check runs). On success it returns an open
 // read-only connection to tmp; on a missing object, Found false.
 func fetch(ctx context.Context, b bucket.Bucket, key string, tmp *os.File, opts RestoreOptions, sync bool) (Info, *sqlite3.SQLiteConn, error) {
+	once := fetchOnce
 	if !opts.At.IsZero() || opts.Seq > 0 {
-		return fetchPoint(ctx, b, key, tmp, opts, sync)
+		once = fetchPointOnce // the point RestoreOptions.At or Seq name
 	}
 	for attempt := 1; ; attempt++ {
-		info, src, err := fetchOnce(ctx, b, key, tmp, opts, sync)
+		info, src, err := once(ctx, b, key, tmp, opts, sync)
 		if !errors.Is(err, errLogMoved) || attempt == 3 {
 			if errors.Is(err, errLogMoved) {
 				err = fail("restore", key, fmt.Errorf("%w, %d times in a row; try again", errLogMoved, attempt))
