@@ -125,8 +125,16 @@ func (a *applier) exclusive(ctx context.Context, write func() error) error {
 		return fmt.Errorf("%w: hold readers off: %w", errNotWritten, err)
 	}
 	locked := time.Now()
+	// The counter the readers last saw: the new one must differ from it,
+	// whatever the pages written bring (a page 1 from the writer carries
+	// the writer's counter, which may be the one before the last bump).
+	var was [4]byte
+	if _, err := a.f.ReadAt(was[:], 24); err != nil {
+		a.conn.ExecContext(context.Background(), "ROLLBACK", nil)
+		return fmt.Errorf("%w: read the header: %w", errNotWritten, err)
+	}
 	err := write()
-	if berr := a.bump(); err == nil {
+	if berr := a.bump(binary.BigEndian.Uint32(was[:])); err == nil {
 		err = berr
 	}
 	a.conn.ExecContext(context.Background(), "ROLLBACK", nil)
@@ -218,11 +226,11 @@ func (a *applier) copyFrom(ctx context.Context, src string, old, im *snapshot.Im
 // (https://sqlite.org/fileformat2.html#schema_cookie).
 const schemaCookieOffset = 40
 
-// bump increments the database header's file change counter (bytes
-// 24–27), so that other connections drop their caches, and sets
-// version-valid-for (92–95) to it when the header's page count (28–31)
-// is the file's, as SQLite itself would.
-func (a *applier) bump() error {
+// bump sets the database header's file change counter (bytes 24–27) to
+// one past was, the counter before the apply, so that other connections
+// drop their caches, and sets version-valid-for (92–95) to it when the
+// header's page count (28–31) is the file's, as SQLite itself would.
+func (a *applier) bump(was uint32) error {
 	var h [100]byte
 	if _, err := a.f.ReadAt(h[:], 0); err != nil {
 		return fmt.Errorf("read header: %w", err)
@@ -231,7 +239,7 @@ func (a *applier) bump() error {
 	if err != nil {
 		return err
 	}
-	c := binary.BigEndian.Uint32(h[24:28]) + 1
+	c := was + 1
 	ps := int64(h[16])<<8 | int64(h[17])
 	if ps == 1 {
 		ps = 65536
