@@ -56,7 +56,7 @@ func newDatabase(cfg *Config, o *options, b bucket.Bucket, id string) (*database
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.log = c.log.With("key", cfg.Key)
-	c.b, c.id, c.where, c.custom = b, id, location(cfg), o.bucket != nil
+	c.b, c.id, c.where, c.custom = answered{b}, id, location(cfg), o.bucket != nil
 	var err error
 	if c.wc, err = newWorkingCopy(cfg, bucketName(cfg), c.log); err != nil {
 		return nil, err

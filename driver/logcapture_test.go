@@ -219,3 +219,31 @@ func TestLogCompactionConflictBacksOff(t *testing.T) {
 		t.Fatalf("%d failed compactions in %d flushes after another process compacted; want between 1 and %d", attempts, flushes, flushes/4)
 	}
 }
+
+// A delta whose upload landed although the flush was told it failed is
+// sent again; its If-None-Match then fails, and one Stat tells it is ours.
+// A Stat that answers without an ETag (a lying gateway) has not told
+// anything: that flush fails, not as a conflict, and the next one
+// recognises the delta.
+func TestLogResentDeltaStatLies(t *testing.T) {
+	fb := faulty.New(bucket.NewMemory())
+	db, _ := openLog(t, fb, "app.db", "")
+	defer db.Close()
+	mustExec(t, db, "CREATE TABLE t(x)")
+	mustFlush(t, db)
+	mustExec(t, db, "INSERT INTO t VALUES (1)")
+	fb.Inject(faulty.Upload, 1, faulty.FailAfter(nil))
+	if _, err := driver.Flush(context.Background(), db); err == nil {
+		t.Fatal("a flush whose upload was told it failed succeeded")
+	}
+	lie := fb.Inject(faulty.Stat, 1, faulty.Lie())
+	_, err := driver.Flush(context.Background(), db)
+	if err == nil || errors.Is(err, snapshot.ErrConflict) || lie.Fired() != 1 {
+		t.Fatalf("the resend with a lying Stat: %v (fired %d); want an error that is not a conflict", err, lie.Fired())
+	}
+	mustExec(t, db, "INSERT INTO t VALUES (2)")
+	mustFlush(t, db)
+	if got, _ := restoredRows(t, fb.Inner(), "app.db"); got != dumpT(t, db) {
+		t.Fatal("the bucket lacks acknowledged rows")
+	}
+}

@@ -363,7 +363,7 @@ func (l *logSync) send(ctx context.Context, d *pendingDelta, pending func(string
 		l.unsent = d
 		return &snapshot.Error{Op: "flush", Key: key, Err: err}
 	}
-	got, serr := l.b.Stat(ctx, key)
+	got, serr := l.b.Stat(ctx, key) // an answer without an ETag is an error (answered)
 	switch {
 	case serr != nil:
 		l.unsent = d

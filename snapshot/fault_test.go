@@ -380,6 +380,23 @@ func TestOwnUploadIsNotAConflict(t *testing.T) {
 			t.Fatal("the other writer's snapshot was replaced")
 		}
 	})
+	// A Stat that answers without an ETag (a lying gateway, faulty.Lie)
+	// has not answered: no store has an object without one. Taking its
+	// empty metadata for another writer's snapshot would stop a writer
+	// whose own upload landed.
+	t.Run("stat lies while telling", func(t *testing.T) {
+		fb, src, base, lost := setup(t)
+		fill(t, src, 1)
+		r := fb.Inject(faulty.Stat, 1, faulty.Lie())
+		opts := snapshot.FlushOptions{IfMatch: base.ETag, Unconfirmed: []string{lost.SnapshotHash}}
+		_, err := snapshot.Flush(ctx, src, fb, "k", opts)
+		if err == nil || errors.Is(err, snapshot.ErrConflict) || r.Fired() != 1 {
+			t.Fatalf("flush = %v; want an error that is not a conflict", err)
+		}
+		if res, err := snapshot.Flush(ctx, src, fb, "k", opts); err != nil || !res.Uploaded {
+			t.Fatalf("the next flush = %+v, %v; want our landed upload replaced", res, err)
+		}
+	})
 	t.Run("stat fails while telling", func(t *testing.T) {
 		fb, src, base, lost := setup(t)
 		fill(t, src, 1)

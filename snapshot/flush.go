@@ -202,7 +202,7 @@ func Publish(ctx context.Context, f *File, b bucket.Bucket, key string, opts Flu
 	// an unconfirmed earlier one, that reached the bucket although the
 	// call that made it failed (or an SDK retry of a request that had
 	// succeeded then failed its condition).
-	cur, serr := b.Stat(ctx, key)
+	cur, serr := statObject(ctx, b, key)
 	switch {
 	case errors.Is(serr, bucket.ErrNotFound):
 		return res, err
@@ -281,4 +281,21 @@ func confirm(ctx context.Context, b bucket.Bucket, key string, f *File, up bucke
 			up.ETag, got.Size, got.Metadata[MetaSHA256], got.ETag, f.Size, f.Hash)
 	}
 	return got.ETag, nil
+}
+
+// errNoETag is a Stat that answered with no ETag: no store holds an
+// object without one, so the answer says nothing (a gateway that lied, or
+// a truncated response).
+var errNoETag = errors.New("the bucket's answer has no ETag")
+
+// statObject is b.Stat, with an answer that has no ETag taken for the
+// failure it is rather than for an object without metadata: a decision
+// that an object is another writer's, or a foreign one, rests on what a
+// real answer holds.
+func statObject(ctx context.Context, b bucket.Bucket, key string) (bucket.Attrs, error) {
+	a, err := b.Stat(ctx, key)
+	if err == nil && a.ETag == "" {
+		return a, fmt.Errorf("stat %q: %w", key, errNoETag)
+	}
+	return a, err
 }

@@ -100,7 +100,7 @@ func keepPrevious(ctx context.Context, b bucket.Bucket, key string, opts FlushOp
 // statPrev returns the state of KEY.prev, or an error matching
 // ErrForeignObject if it holds an object that is not a snapshot of key.
 func statPrev(ctx context.Context, b bucket.Bucket, key string) (prevState, error) {
-	a, err := b.Stat(ctx, PrevKey(key))
+	a, err := statObject(ctx, b, PrevKey(key))
 	switch {
 	case errors.Is(err, bucket.ErrNotFound):
 		return prevState{}, nil
@@ -111,7 +111,7 @@ func statPrev(ctx context.Context, b bucket.Bucket, key string) (prevState, erro
 		// the Python original): ours only while KEY itself is from before
 		// too, which is the one flush after an upgrade. A database of its
 		// own at KEY.prev, next to a KEY that records its key, is not.
-		ka, err := b.Stat(ctx, key)
+		ka, err := statObject(ctx, b, key)
 		if err != nil && !errors.Is(err, bucket.ErrNotFound) {
 			return prevState{}, fail("flush", key, fmt.Errorf("keep previous: %w", err))
 		}
